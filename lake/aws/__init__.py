@@ -1,0 +1,1 @@
+"""The one door to AWS: client factories, error translation, the embedded AWS."""

@@ -1,0 +1,80 @@
+"""Build boto3 clients from the one settings object.
+
+Every adapter takes a client (or this factory) and builds one only when given
+none; nothing here connects at import time.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from lake.errors import NotFoundError, TerminalError, TransientError
+from lake.settings import Settings
+
+_RETRY_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32)
+
+TRANSIENT_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling",
+    "RequestLimitExceeded", "InternalServerError", "InternalFailure", "ServiceUnavailable",
+    "SlowDown", "RequestTimeout", "KMSThrottlingException", "LimitExceededException",
+    "InternalError", "ExpiredIteratorException",
+})
+NOT_FOUND_CODES = frozenset({
+    "ResourceNotFoundException", "NoSuchBucket", "NoSuchKey", "EntityNotFoundException",
+    "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NotFoundException",
+})
+
+
+class Clients:
+    """A lazily built, thread-safe cache of boto3 clients for one ``Settings``."""
+
+    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
+        self.settings = settings
+        self._session = session
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def session(self) -> boto3.session.Session:
+        if self._session is None:
+            self._session = boto3.session.Session(**self.settings.boto3_session_kwargs())
+        return self._session
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self.session.client(
+                    service, endpoint_url=self.settings.endpoint_url, config=_RETRY_CONFIG
+                )
+            return self._clients[service]
+
+    def __getattr__(self, name: str) -> Any:
+        # clients.s3, clients.dynamodb, clients.kinesis ... read like the services.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.client(name.replace("_", "-") if name == "lambda_" else name)
+
+
+def error_code(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def translate(exc: BaseException, kind: str = "resource", name: str = "") -> Exception:
+    """Map a botocore error to the lake's terminal/transient/not-found split."""
+    code = error_code(exc)
+    if code in NOT_FOUND_CODES:
+        return NotFoundError(kind, name, str(exc))
+    if code in TRANSIENT_CODES or isinstance(exc, (EndpointConnectionError, BotoCoreError)):
+        return TransientError(f"{kind} {name}: {exc}")
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if status >= 500:
+            return TransientError(f"{kind} {name}: {exc}")
+    return TerminalError(f"{kind} {name}: {exc}")
