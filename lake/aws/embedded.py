@@ -50,11 +50,16 @@ class EmbeddedAWS:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        if self.requested_port:
+            # werkzeug exits its thread on a taken port and moto then waits forever: check first.
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind((self.host, self.requested_port))
+                except OSError as e:
+                    raise OSError(f"cannot listen on {self.host}:{self.requested_port}: {e.strerror}") from e
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.requested_port, verbose=False)
-        try:
-            self._server.start()
-        except OSError as e:
-            raise OSError(f"cannot listen on {self.host}:{self.requested_port}: {e}") from e
+        self._server.start()
         self.port = int(self._server.get_host_and_port()[1])
         log.info("embedded AWS listening on %s", self.endpoint_url)
         return self.endpoint_url

@@ -151,17 +151,9 @@ class SendPlan:
         redelivers from the first failure regardless; reporting the whole undelivered
         tail keeps the report truthful if the runtime's semantics ever differ.
         """
-        lost = sorted(self.given_up, key=lambda e: e.index)
-        if not lost:
-            return []
-        first = lost[0].index
-        undelivered = {e.index for e in lost}
-        for q in self.queues.values():
-            undelivered.update(e.index for e in q if e.index >= first)
-        by_index = {e.index: e for e in lost}
-        for q in self.queues.values():
-            by_index.update({e.index: e for e in q})
-        return [by_index[i].sequence_number for i in sorted(undelivered)]
+        # After abandon_rest() every undelivered record is in given_up, all at or after
+        # the first give-up (waves never send past it).
+        return [e.sequence_number for e in sorted(self.given_up, key=lambda e: e.index)]
 
 
 def chunks(entries: list[Entry]) -> list[list[Entry]]:

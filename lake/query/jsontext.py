@@ -8,9 +8,11 @@ numbers as exact literals; these helpers slice the member's original text instea
 from __future__ import annotations
 
 import json
-from json.decoder import scanstring
+from typing import Any
 
-_DECODER = json.JSONDecoder()
+_DECODER: Any = json.JSONDecoder()
+# The C string scanner json itself uses; typeshed does not declare it.
+scanstring: Any = json.decoder.scanstring  # type: ignore[attr-defined]
 _WS = " \t\n\r"
 
 

@@ -1,0 +1,217 @@
+"""Kinesis batch → Parquet in the curated zone + Glue. Composes the pure core and the doors.
+
+Files are named ``<shard>-<first-seq>.parquet`` (first Kinesis sequence number of the
+partition's rows in this batch, zero-padded) so a redelivered batch overwrites its files.
+One file per partition per batch and table (``changes`` and ``<table>_history``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lake.aws.clients import Clients, translate
+from lake.curate import catalog
+from lake.curate.columns import ColumnType, widen_array
+from lake.curate.decode import Change, ClaimRef, Coordinates, coordinates, decode, payload, unwrap
+from lake.curate.tables import (
+    HistorySchema,
+    changes_table,
+    history_table,
+    history_table_name,
+    parquet_bytes,
+)
+from lake.deadletter import Quarantined, quarantine
+from lake.errors import LakeError, MalformedRecordError, NotFoundError, TerminalError, TransientError
+from lake.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STAGE = "curate"
+
+
+@dataclass
+class CurateResult:
+    """What a batch did; ``failures`` are Kinesis sequence numbers for batchItemFailures."""
+
+    rows: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    files: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    added_columns: dict[str, list[str]] = field(default_factory=dict)
+    widened_columns: dict[str, list[str]] = field(default_factory=dict)
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        return {"batchItemFailures": [{"itemIdentifier": s} for s in self.failures]}
+
+
+def _fetch_claim(settings: Settings, clients: Clients, ref: ClaimRef) -> Mapping[str, Any]:
+    try:
+        body = clients.s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()
+    except Exception as e:
+        err = translate(e, "claim check", f"s3://{ref.bucket}/{ref.key}")
+        if isinstance(err, NotFoundError):
+            raise MalformedRecordError(f"claim check s3://{ref.bucket}/{ref.key} is missing") from e
+        raise err from e
+    if hashlib.sha256(body).hexdigest() != ref.sha256:
+        raise MalformedRecordError(f"claim check s3://{ref.bucket}/{ref.key}: sha256 mismatch")
+    try:
+        doc = unwrap(orjson.loads(body), ref.coords)
+    except orjson.JSONDecodeError as e:
+        raise MalformedRecordError(f"claim check s3://{ref.bucket}/{ref.key} is not JSON: {e}") from None
+    if isinstance(doc, ClaimRef):
+        raise MalformedRecordError("claim check points at another claim check")
+    return doc[1]
+
+
+def decode_batch(settings: Settings, clients: Clients, records: Sequence[Mapping[str, Any]],
+                 result: CurateResult) -> list[Change]:
+    """Decode, resolve claim checks, quarantine the undecodable, dedupe by event_id."""
+    changes: list[Change] = []
+    bad: list[Quarantined] = []
+    seen: set[str] = set()
+    for rec in records:
+        coords = Coordinates("shardId-unknown", "")
+        doc: Any = None
+        try:
+            coords = coordinates(rec)
+            doc = payload(rec)
+            got = unwrap(doc, coords)
+            if isinstance(got, ClaimRef):
+                table, record = got.table, _fetch_claim(settings, clients, got)
+            else:
+                table, record = got
+            change = decode(table, record, coords)
+        except MalformedRecordError as e:
+            bad.append(Quarantined(STAGE, str(e), {"shard_id": coords.shard_id,
+                                                    "sequence_number": coords.sequence_number},
+                                   doc if doc is not None else rec))
+            continue
+        except TransientError:
+            result.failures.append(coords.sequence_number)
+            continue
+        if change.event_id in seen:
+            result.duplicates += 1
+            continue
+        seen.add(change.event_id)
+        changes.append(change)
+    if bad:
+        try:
+            quarantine(settings, clients, bad)
+            result.quarantined += len(bad)
+        except LakeError as e:
+            log.warning("quarantine failed, reporting the records for retry: %s", e)
+            result.failures.extend(str(q.coordinates["sequence_number"]) for q in bad)
+    return changes
+
+
+def _file_name(rows: Sequence[Change]) -> str:
+    first = rows[0]
+    return f"{first.coords.shard_id}-{first.padded_sequence}.parquet"
+
+
+def _put(settings: Settings, clients: Clients, key: str, body: bytes) -> None:
+    try:
+        clients.s3.put_object(Bucket=settings.bucket, Key=key, Body=body)
+    except Exception as e:
+        raise translate(e, "S3 bucket", settings.bucket) from e
+
+
+def _rewrite_widened(settings: Settings, clients: Clients, name: str, schema: HistorySchema,
+                     widened: Mapping[str, ColumnType]) -> None:
+    """Rewrite the table's existing files with the widened columns as text, so every reader
+    (Athena, DuckDB, pyarrow) sees one type per column. Widening is rare: once per column."""
+    prefix = f"{settings.zone_prefix('curated')}{name}/"
+    cols = {schema.columns[a].name: old for a, old in widened.items()}
+    paginator = clients.s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=settings.bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            body = clients.s3.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read()
+            table = pq.read_table(io.BytesIO(body))
+            changed = False
+            for col, old in cols.items():
+                i = table.schema.get_field_index(col)
+                if i >= 0 and table.schema.field(i).type != pa.string():
+                    table = table.set_column(i, col, widen_array(table.column(i).combine_chunks(), old))
+                    changed = True
+            if changed:
+                _put(settings, clients, obj["Key"], parquet_bytes(table))
+
+
+def _write_table_batch(settings: Settings, clients: Clients, source: str, rows: list[Change],
+                       result: CurateResult) -> None:
+    glue = clients.glue
+    curated = settings.zone_prefix("curated")
+    # changes
+    catalog.ensure_changes_table(glue, settings)
+    table = changes_table(rows)
+    parts: list[list[str]] = []
+    for dt, idx in _by_day(rows).items():
+        key = f"{curated}changes/table_name={source}/dt={dt}/{_file_name([rows[i] for i in idx])}"
+        _put(settings, clients, key, parquet_bytes(table.take(idx)))
+        result.files.append(key)
+        parts.append([source, dt])
+    catalog.add_partitions(glue, settings, catalog.CHANGES_TABLE, parts)
+    # history: schema first (Glue), then files, so a reader never meets an unknown column
+    name = history_table_name(source)
+    existing = catalog.history_schema(glue, settings.glue_database, name)
+    batch = history_table(rows, existing or HistorySchema())
+    if existing is None or batch.added or batch.widened or batch.schema.columns != existing.columns:
+        catalog.put_history_table(glue, settings, name, source, batch.schema, exists=existing is not None)
+    if batch.widened:
+        _rewrite_widened(settings, clients, name, batch.schema, batch.widened)
+        result.widened_columns.setdefault(name, []).extend(batch.widened)
+    if batch.added:
+        result.added_columns.setdefault(name, []).extend(batch.added)
+    hparts = []
+    for dt, idx in _by_day(rows).items():
+        key = f"{curated}{name}/dt={dt}/{_file_name([rows[i] for i in idx])}"
+        _put(settings, clients, key, parquet_bytes(batch.table.take(idx)))
+        result.files.append(key)
+        hparts.append([dt])
+    catalog.add_partitions(glue, settings, name, hparts)
+    result.rows += len(rows)
+
+
+def _by_day(rows: Sequence[Change]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for i, c in enumerate(rows):
+        out.setdefault(c.dt, []).append(i)
+    return out
+
+
+def curate(settings: Settings, records: Sequence[Mapping[str, Any]],
+           clients: Clients | None = None) -> CurateResult:
+    """Write a Lambda Kinesis batch to the curated zone; report what must be retried.
+
+    A source table whose write fails transiently (S3, Glue) reports all its records; the
+    other tables of the batch are still written.
+    """
+    clients = clients or Clients(settings)
+    result = CurateResult()
+    changes = decode_batch(settings, clients, records, result)
+    by_table: dict[str, list[Change]] = {}
+    for c in changes:
+        by_table.setdefault(c.table, []).append(c)
+    for source, rows in by_table.items():
+        try:
+            _write_table_batch(settings, clients, source, rows, result)
+        except (TransientError, NotFoundError) as e:
+            log.warning("curating %s failed, reporting %d records for retry: %s", source, len(rows), e)
+            result.failures.extend(c.coords.sequence_number for c in rows)
+        except TerminalError as e:
+            # a Glue/S3 refusal that retrying cannot fix; keep the records, not the batch
+            quarantine(settings, clients, [Quarantined(STAGE, str(e), {
+                "shard_id": c.coords.shard_id, "sequence_number": c.coords.sequence_number}, c.event_id)
+                for c in rows])
+            result.quarantined += len(rows)
+    return result

@@ -1,0 +1,216 @@
+"""Decode Kinesis records (our fan-out envelope or native Kinesis Data Streams for DynamoDB)
+into changes. Pure: no boto3; a claim check is returned as a pointer for the adapter to fetch.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from lake.errors import MalformedRecordError
+from lake.records import EVENT_NAMES, canonical_keys, event_time_us, is_ttl_delete, key_string, table_name
+
+SEQ_WIDTH = 64
+_US_PER_DAY = 86_400_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Coordinates:
+    """Where a Kinesis record sits: its shard and sequence number (the batch item id)."""
+
+    shard_id: str
+    sequence_number: str  # as Kinesis gives it (the itemIdentifier for batchItemFailures)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRef:
+    """A fan-out claim check: the stream record lives in S3."""
+
+    coords: Coordinates
+    table: str
+    bucket: str
+    key: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One DynamoDB change, decoded, with its Kinesis coordinates."""
+
+    coords: Coordinates
+    table: str
+    event_id: str
+    event_name: str
+    event_time_us: int
+    source_sequence_number: str | None
+    keys: Mapping[str, Any]
+    old_image: Mapping[str, Any] | None
+    new_image: Mapping[str, Any] | None
+    user_identity: str | None
+    is_ttl_delete: bool
+    size_bytes: int | None
+
+    @property
+    def dt(self) -> str:
+        return day_of(self.event_time_us)
+
+    @property
+    def padded_sequence(self) -> str:
+        return self.coords.sequence_number.zfill(SEQ_WIDTH)
+
+    @property
+    def image(self) -> Mapping[str, Any]:
+        """The item as this change leaves it (REMOVE: as it was deleted; KEYS_ONLY: the keys)."""
+        return self.new_image or self.old_image or self.keys
+
+
+@lru_cache(maxsize=4096)
+def _day(days: int) -> str:
+    return date.fromordinal(_EPOCH_ORDINAL + days).isoformat()
+
+
+def day_of(us: int) -> str:
+    """``YYYY-MM-DD`` (UTC) of an epoch-microsecond time."""
+    return _day(us // _US_PER_DAY)
+
+
+def coordinates(kinesis_record: Mapping[str, Any]) -> Coordinates:
+    """Shard and sequence number of a Lambda Kinesis event record."""
+    kin = kinesis_record.get("kinesis") or {}
+    seq = kin.get("sequenceNumber")
+    shard = str(kinesis_record.get("eventID", "")).split(":", 1)[0] or "shardId-unknown"
+    if not isinstance(seq, str):
+        raise MalformedRecordError("Kinesis record has no kinesis.sequenceNumber")
+    return Coordinates(shard, seq)
+
+
+def payload(kinesis_record: Mapping[str, Any]) -> Any:
+    """The JSON document a Kinesis record carries (raises MalformedRecordError)."""
+    try:
+        raw = base64.b64decode(kinesis_record["kinesis"]["data"], validate=True)
+    except (KeyError, TypeError, ValueError) as e:
+        raise MalformedRecordError(f"kinesis.data is missing or not base64: {e}") from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise MalformedRecordError(f"kinesis.data is not JSON: {e}") from None
+
+
+def unwrap(doc: Any, coords: Coordinates) -> tuple[str, Mapping[str, Any]] | ClaimRef:
+    """Recognise the payload: fan-out envelope, claim pointer, native KDS-for-DynamoDB
+    record, or a bare DynamoDB stream record. Returns (table, stream record) or a ClaimRef."""
+    if not isinstance(doc, Mapping):
+        raise MalformedRecordError(f"payload is a JSON {type(doc).__name__}, not a DynamoDB change")
+    lake = doc.get("lake")
+    if isinstance(lake, Mapping):
+        table = lake.get("table")
+        if not isinstance(table, str) or not table:
+            raise MalformedRecordError("fan-out envelope without a table")
+        claim = lake.get("claim")
+        if isinstance(claim, Mapping):
+            try:
+                return ClaimRef(coords, table, str(claim["bucket"]), str(claim["key"]), str(claim["sha256"]))
+            except KeyError as e:
+                raise MalformedRecordError(f"claim check without {e}") from None
+        record = doc.get("record")
+        if not isinstance(record, Mapping):
+            raise MalformedRecordError("fan-out envelope without a record")
+        return table, record
+    if "dynamodb" in doc and ("tableName" in doc or "eventSourceARN" in doc):
+        return table_name(doc), doc
+    raise MalformedRecordError("payload is not a DynamoDB change (no dynamodb, tableName or envelope)")
+
+
+def decode(table: str, record: Mapping[str, Any], coords: Coordinates) -> Change:
+    """A stream record of either shape → Change (raises MalformedRecordError)."""
+    ddb = record.get("dynamodb")
+    if not isinstance(ddb, Mapping):
+        raise MalformedRecordError("record has no dynamodb object")
+    name = record.get("eventName")
+    if name not in EVENT_NAMES:
+        raise MalformedRecordError(f"eventName {name!r} is not INSERT, MODIFY or REMOVE")
+    keys = ddb.get("Keys")
+    if not isinstance(keys, Mapping) or not keys:
+        raise MalformedRecordError("record has no dynamodb.Keys")
+    event_id = record.get("eventID")
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedRecordError("record has no eventID")
+    old, new = ddb.get("OldImage"), ddb.get("NewImage")
+    ident = record.get("userIdentity")
+    principal = ident.get("principalId") if isinstance(ident, Mapping) else None
+    seq = ddb.get("SequenceNumber")
+    size = ddb.get("SizeBytes")
+    return Change(
+        coords=coords, table=table, event_id=event_id, event_name=name,
+        event_time_us=event_time_us(record),
+        source_sequence_number=seq if isinstance(seq, str) else None,
+        keys=keys,
+        old_image=old if isinstance(old, Mapping) else None,
+        new_image=new if isinstance(new, Mapping) else None,
+        user_identity=principal if isinstance(principal, str) else None,
+        is_ttl_delete=is_ttl_delete(record),
+        size_bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
+    )
+
+
+# -- plain JSON of images ------------------------------------------------------
+
+def _number(text: str) -> orjson.Fragment:
+    if not _JSON_NUMBER.fullmatch(text):
+        raise MalformedRecordError(f"N value {text!r} is not a number literal")
+    return orjson.Fragment(text)
+
+
+def plain(value: Mapping[str, Any]) -> Any:
+    """One typed DynamoDB value → a plain JSON-able value (N kept as its exact literal)."""
+    ((tag, v),) = value.items()
+    if tag == "S" or tag == "B" or tag == "BOOL":
+        return v
+    if tag == "N":
+        return _number(v)
+    if tag == "M":
+        return {k: plain(x) for k, x in v.items()}
+    if tag == "L":
+        return [plain(x) for x in v]
+    if tag == "NULL":
+        return None
+    if tag == "NS":
+        return [_number(x) for x in v]
+    if tag == "SS" or tag == "BS":
+        return list(v)
+    raise MalformedRecordError(f"unknown DynamoDB type tag {tag!r}")
+
+
+def plain_json(image: Mapping[str, Any] | None) -> str | None:
+    """An image as plain JSON text: DynamoDB JSON unmarshalled, N exact, B/BS base64."""
+    if image is None:
+        return None
+    try:
+        return orjson.dumps({k: plain(v) for k, v in image.items()}).decode()
+    except (ValueError, AttributeError, TypeError) as e:
+        raise MalformedRecordError(f"malformed image: {e}") from None
+
+
+def changed_attributes(change: Change) -> list[str]:
+    """Top-level attributes whose value differs; all of them for INSERT/REMOVE."""
+    old, new = change.old_image, change.new_image
+    if change.event_name != "MODIFY" or old is None or new is None:
+        return sorted((new or old or {}).keys())
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
+def keys_json(change: Change) -> str:
+    return canonical_keys(change.keys)
+
+
+def key_text(change: Change) -> str:
+    return key_string(change.keys)

@@ -1,0 +1,200 @@
+"""Arrow tables of the curated zone: ``changes`` and ``<table>_history``. Pure.
+
+Column builders take Python lists straight to Arrow (no pandas, no per-value
+TypeDeserializer); numbers stay text until a vectorised cast decides their type.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lake.curate.columns import ColumnType, build_column
+from lake.curate.decode import Change, changed_attributes, keys_json, plain_json
+from lake.records import key_string
+
+log = logging.getLogger(__name__)
+
+TS = pa.timestamp("us", tz="UTC")
+
+CHANGES_SCHEMA = pa.schema([
+    ("event_id", pa.string()),
+    ("event_name", pa.string()),
+    ("event_time", TS),
+    ("sequence_number", pa.string()),
+    ("shard_id", pa.string()),
+    ("source_sequence_number", pa.string()),
+    ("keys", pa.string()),
+    ("key", pa.string()),
+    ("old_image", pa.string()),
+    ("new_image", pa.string()),
+    ("changed_attributes", pa.list_(pa.string())),
+    ("is_ttl_delete", pa.bool_()),
+    ("user_identity", pa.string()),
+    ("size_bytes", pa.int64()),
+])
+CHANGES_GLUE_TYPES = {
+    "event_id": "string", "event_name": "string", "event_time": "timestamp", "sequence_number": "string",
+    "shard_id": "string", "source_sequence_number": "string", "keys": "string", "key": "string",
+    "old_image": "string", "new_image": "string", "changed_attributes": "array<string>",
+    "is_ttl_delete": "boolean", "user_identity": "string", "size_bytes": "bigint",
+}
+CHANGES_PARTITIONS = ("table_name", "dt")
+
+HISTORY_META = pa.schema([
+    ("event_id", pa.string()),
+    ("event_name", pa.string()),
+    ("event_time", TS),
+    ("sequence_number", pa.string()),
+    ("shard_id", pa.string()),
+    ("key", pa.string()),
+    ("is_ttl_delete", pa.bool_()),
+])
+HISTORY_META_GLUE = {"event_id": "string", "event_name": "string", "event_time": "timestamp",
+                     "sequence_number": "string", "shard_id": "string", "key": "string",
+                     "is_ttl_delete": "boolean"}
+RESERVED = frozenset(HISTORY_META_GLUE) | {"dt"}
+_UNSAFE = re.compile(r"[^a-z0-9_]")
+
+
+def glue_name(text: str) -> str:
+    """A Glue/Athena-safe lower-case identifier."""
+    return _UNSAFE.sub("_", text.lower()) or "_"
+
+
+def history_table_name(source_table: str) -> str:
+    return f"{glue_name(source_table)}_history"
+
+
+def changes_table(changes: Sequence[Change]) -> pa.Table:
+    """Rows of the ``changes`` table (partition columns not included: they are the path)."""
+    return pa.Table.from_arrays([
+        pa.array([c.event_id for c in changes], pa.string()),
+        pa.array([c.event_name for c in changes], pa.string()),
+        pa.array([c.event_time_us for c in changes], TS),
+        pa.array([c.padded_sequence for c in changes], pa.string()),
+        pa.array([c.coords.shard_id for c in changes], pa.string()),
+        pa.array([c.source_sequence_number for c in changes], pa.string()),
+        pa.array([keys_json(c) for c in changes], pa.string()),
+        pa.array([key_string(c.keys) for c in changes], pa.string()),
+        pa.array([plain_json(c.old_image) for c in changes], pa.string()),
+        pa.array([plain_json(c.new_image) for c in changes], pa.string()),
+        pa.array([changed_attributes(c) for c in changes], pa.list_(pa.string())),
+        pa.array([c.is_ttl_delete for c in changes], pa.bool_()),
+        pa.array([c.user_identity for c in changes], pa.string()),
+        pa.array([c.size_bytes for c in changes], pa.int64()),
+    ], schema=CHANGES_SCHEMA)
+
+
+@dataclass(frozen=True)
+class HistoryColumn:
+    """A history column: its name, the attribute it holds and its type."""
+
+    name: str
+    attribute: str
+    type: ColumnType
+
+
+@dataclass
+class HistorySchema:
+    """The attribute columns of one ``<table>_history`` (metadata columns are fixed)."""
+
+    columns: dict[str, HistoryColumn] = field(default_factory=dict)  # by attribute
+
+    def column_name(self, attribute: str) -> str:
+        """The column of an attribute: lower-case and safe; ``attr_`` before reserved names;
+        a numeric suffix when two attributes differ only in case or punctuation."""
+        known = self.columns.get(attribute)
+        if known is not None:
+            return known.name
+        base = glue_name(attribute)
+        if base in RESERVED:
+            base = f"attr_{base}"
+        taken = {c.name for c in self.columns.values()}
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        return name
+
+
+@dataclass
+class HistoryBatch:
+    """One history table's rows for a batch, plus what changed in its schema."""
+
+    table: pa.Table
+    schema: HistorySchema
+    added: list[str] = field(default_factory=list)  # attributes that got a new column
+    widened: dict[str, ColumnType] = field(default_factory=dict)  # attribute → its old type
+
+
+def gather(images: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """Transpose images into per-attribute cell lists (``{}`` where an item lacks it)."""
+    n = len(images)
+    cols: dict[str, list[Mapping[str, Any]]] = {}
+    empty: Mapping[str, Any] = {}
+    for i, img in enumerate(images):
+        for name, tv in img.items():
+            col = cols.get(name)
+            if col is None:
+                col = cols[name] = [empty] * n
+            col[i] = tv
+    return cols
+
+
+def history_table(changes: Sequence[Change], existing: HistorySchema) -> HistoryBatch:
+    """Rows of ``<table>_history`` with one typed column per top-level attribute.
+
+    Every column of the resulting schema (old and new) is in the table, so all files
+    written from now on share one schema.
+    """
+    schema = HistorySchema(dict(existing.columns))
+    out = HistoryBatch(pa.table({}), schema)
+    cells = gather([c.image for c in changes])
+    arrays: dict[str, pa.Array] = {}
+    for attribute in sorted(cells):
+        old = existing.columns.get(attribute)
+        built = build_column(cells[attribute], old.type if old else None)
+        if built is None:
+            continue
+        if old is None:
+            schema.columns[attribute] = HistoryColumn(schema.column_name(attribute), attribute, built.type)
+            out.added.append(attribute)
+        elif built.type != old.type:
+            schema.columns[attribute] = HistoryColumn(old.name, attribute, built.type)
+            if built.widened:
+                out.widened[attribute] = old.type
+        if built.widened:
+            log.warning("history column %r widened to string: %s", attribute, built.reason)
+        arrays[attribute] = built.array
+    meta = [
+        pa.array([c.event_id for c in changes], pa.string()),
+        pa.array([c.event_name for c in changes], pa.string()),
+        pa.array([c.event_time_us for c in changes], TS),
+        pa.array([c.padded_sequence for c in changes], pa.string()),
+        pa.array([c.coords.shard_id for c in changes], pa.string()),
+        pa.array([key_string(c.keys) for c in changes], pa.string()),
+        pa.array([c.is_ttl_delete for c in changes], pa.bool_()),
+    ]
+    names = list(HISTORY_META.names)
+    from lake.curate.columns import arrow_type
+
+    for col in schema.columns.values():
+        names.append(col.name)
+        arr = arrays.get(col.attribute)
+        meta.append(arr if arr is not None else pa.nulls(len(changes), arrow_type(col.type.glue)))
+    out.table = pa.Table.from_arrays(meta, names=names)
+    return out
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """Parquet in memory (zstd)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return bytes(sink.getvalue().to_pybytes())

@@ -1,0 +1,171 @@
+"""Athena (Trino) → DuckDB, through sqlglot, with the few fixes the lake needs.
+
+Every difference between the two engines that the lake's SQL touches is fixed
+here, once, in a subclass of sqlglot's DuckDB dialect; the ``.sql`` files stay
+plain Athena. What sqlglot already transpiles well (json_extract_scalar,
+from_unixtime, date_parse, try_cast, element_at, date_trunc, CROSS JOIN UNNEST,
+UNNEST WITH ORDINALITY, map_keys) is left to sqlglot and covered by the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.athena import Athena
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.errors import ParseError, TokenError
+
+from lake.errors import QueryError
+
+#: DuckDB macro (defined by the local engine) giving the exact JSON text of an object member.
+JSON_MEMBER_FUNCTION = "lake_json_member"
+#: Name of the per-row source object column of the raw table in DuckDB (Athena's "$path").
+PATH_COLUMN = "filename"
+
+
+def _is_json_member(node: exp.Expression) -> tuple[exp.Expression, exp.Expression] | None:
+    """Match ``element_at(CAST(json_parse(doc) AS MAP(VARCHAR, JSON)), name)`` → (doc, name)."""
+    if not isinstance(node, exp.Bracket) or len(node.expressions) != 1:
+        return None
+    cast = node.this
+    if not isinstance(cast, exp.Cast) or not isinstance(cast.this, exp.ParseJSON):
+        return None
+    to = cast.to
+    if not to.is_type(exp.DataType.Type.MAP) or len(to.expressions) != 2:
+        return None
+    key_type, value_type = to.expressions
+    if not key_type.is_type(*exp.DataType.TEXT_TYPES) or not value_type.is_type(exp.DataType.Type.JSON):
+        return None
+    return cast.this.this, node.expressions[0]
+
+
+def _jsonformat_sql(self: Any, expression: exp.JSONFormat) -> str:
+    # Trino's idiom for "the JSON text of one attribute of a JSON object". DuckDB would
+    # round non-integer numbers through a double; the macro keeps the exact literal.
+    match = _is_json_member(expression.this)
+    if match is not None:
+        doc, name = match
+        return self.func(JSON_MEMBER_FUNCTION, doc, name)
+    return _BASE_JSONFORMAT(self, expression)
+
+
+def _column_sql(self: Any, expression: exp.Column) -> str:
+    # Athena's hidden "$path" column is DuckDB's `filename` (read_json/read_parquet) —
+    # the local engine exposes the raw table's object URL under that name.
+    if expression.name == "$path":
+        table = expression.args.get("table")
+        return f"{self.sql(table)}.{PATH_COLUMN}" if table else PATH_COLUMN
+    return _DuckDBGenerator.column_sql(self, expression)
+
+
+def unnest_join_to_projection(expression: exp.Expr) -> exp.Expr:
+    """``FROM t AS c CROSS JOIN UNNEST(c.xs) AS a (x)`` → ``FROM (SELECT c.*, UNNEST(c.xs) AS x
+    FROM t AS c) AS c``, with ``a.x`` read as ``c.x``.
+
+    The same rows (an empty or NULL array yields none either way), but DuckDB pushes a
+    filter through a projected UNNEST and not through a lateral join: with the rewrite a
+    ``dt`` predicate on audit_trail still prunes partitions.
+    """
+    for select in list(expression.find_all(exp.Select)):
+        joins = select.args.get("joins") or []
+        source = select.args.get("from_") or select.args.get("from")
+        if len(joins) != 1 or source is None or not isinstance(source.this, exp.Table):
+            continue
+        join, table = joins[0], source.this
+        unnest = join.this
+        if (
+            not isinstance(unnest, exp.Unnest) or join.args.get("on") or join.args.get("using")
+            or unnest.args.get("offset") or len(unnest.expressions) != 1 or not table.alias
+        ):
+            continue
+        alias = unnest.args.get("alias")
+        if not isinstance(alias, exp.TableAlias) or len(alias.columns) != 1 or not alias.name:
+            continue
+        outer_name, column = alias.name, alias.columns[0].name
+        inner_alias = table.alias
+        inner = exp.select(
+            exp.Column(this=exp.Star(), table=exp.to_identifier(inner_alias)),
+            exp.alias_(exp.Unnest(expressions=[unnest.expressions[0].copy()]), column),
+        ).from_(table.copy())
+        select.set("joins", None)
+        source.set("this", exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(inner_alias))))
+        for col in select.find_all(exp.Column):
+            if col.table == outer_name and col.name == column:
+                col.set("table", exp.to_identifier(inner_alias))
+    return expression
+
+
+_BASE_JSONFORMAT = DuckDB.Generator.TRANSFORMS[exp.JSONFormat]
+_DuckDBGenerator: Any = DuckDB.Generator
+
+
+class LakeDuckDB(DuckDB):
+    """DuckDB as the lake's local Athena: sqlglot's DuckDB plus the fixes above."""
+
+    class Generator(_DuckDBGenerator):
+        TRANSFORMS: ClassVar[dict] = {  # type: ignore[type-arg]
+            **DuckDB.Generator.TRANSFORMS,
+            exp.JSONFormat: _jsonformat_sql,
+            exp.Column: _column_sql,
+        }
+
+        def preprocess(self, expression: exp.Expr) -> exp.Expr:
+            return super().preprocess(unnest_join_to_projection(expression.copy()))  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Position:
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"line {self.line}, column {self.col}"
+
+
+def parse(sql: str) -> list[exp.Expression]:
+    """Parse Athena SQL (one or more statements), raising QueryError with the position."""
+    try:
+        parsed: list[Any] = sqlglot.parse(sql, read=Athena)
+        return [e for e in parsed if e is not None]
+    except ParseError as e:
+        first = e.errors[0] if e.errors else {}
+        line, col = first.get("line"), first.get("col")
+        where = f" at line {line}, column {col}" if line else ""
+        desc = str(first.get("description") or e).split(". Line")[0]
+        raise QueryError(f"SQL syntax error{where}: {desc}") from None
+    except TokenError as e:
+        raise QueryError(f"SQL syntax error: {e}") from None
+
+
+def to_duckdb(statement: exp.Expression) -> str:
+    """One parsed Athena statement as DuckDB SQL."""
+    return statement.sql(dialect=LakeDuckDB)
+
+
+def transpile(sql: str) -> list[str]:
+    """Athena SQL text → DuckDB statements."""
+    return [to_duckdb(e) for e in parse(sql)]
+
+
+def referenced_tables(statement: exp.Expression) -> list[exp.Table]:
+    """Tables a statement reads (CTE names excluded), with their source positions."""
+    ctes = {c.alias_or_name.lower() for c in statement.find_all(exp.CTE)}
+    out = []
+    for table in statement.find_all(exp.Table):
+        if not table.name or isinstance(table.this, exp.Func) or table.name.lower() in ctes:
+            continue
+        out.append(table)
+    return out
+
+
+def position(node: exp.Expression) -> Position | None:
+    """Where ``node`` starts in the source text, when sqlglot recorded it."""
+    meta = node.this.meta if isinstance(node.this, exp.Expression) else node.meta
+    if "line" in meta:
+        # sqlglot's col is the token's last column; report its first.
+        length = max(1, int(meta.get("end", 0)) - int(meta.get("start", 0)) + 1)
+        return Position(int(meta["line"]), int(meta["col"]) - length + 1)
+    return None

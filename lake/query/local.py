@@ -1,0 +1,286 @@
+"""The local Athena: DuckDB over the lake on the embedded S3, fed the same Athena SQL.
+
+Tables come from the Glue catalog (``get_tables``): each curated (Parquet) table is
+a pyarrow dataset with hive partitioning over S3 (pyarrow's S3FileSystem pointed at
+the embedded endpoint), registered in DuckDB, so projections and filters are pushed
+into the scan and a ``dt`` predicate opens only the matching partitions. The raw
+zone (gzip JSON lines) is read into Arrow on first use, with its object URL as
+``filename`` (Athena's ``"$path"``). Then the views of ``athena_queries/views`` are
+created, transpiled by :mod:`lake.query.dialect`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.dataset as ds
+from pyarrow import fs as pafs
+from sqlglot import exp
+
+from lake.aws.clients import Clients
+from lake.errors import QueryError
+from lake.query import catalog, dialect
+from lake.query.catalog import CatalogTable
+from lake.query.jsontext import member_text
+from lake.query.sqlfiles import View, load_views
+from lake.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RAW_TABLE = "raw_changes"
+_RECORD_MARK = b',"record":'
+
+# The exact-text fallback runs in Python only when DuckDB's own rendering of a member
+# may have rounded a number (a digit followed by '.', 'e' or 'E'), or when the member
+# name cannot be written in a DuckDB JSON path.
+_MEMBER_MACRO = f"""
+CREATE OR REPLACE MACRO {dialect.JSON_MEMBER_FUNCTION}(doc, name) AS (
+  CASE
+    WHEN doc IS NULL OR name IS NULL THEN NULL
+    WHEN contains(name, '"') OR contains(name, '\\') THEN lake_json_member_exact(doc, name)
+    ELSE lake_json_member_checked(doc, name, CAST(json_extract(doc, '$."' || name || '"') AS VARCHAR))
+  END
+)
+"""
+_CHECKED_MACRO = """
+CREATE OR REPLACE MACRO lake_json_member_checked(doc, name, fast) AS (
+  CASE
+    WHEN fast IS NULL THEN NULL
+    WHEN regexp_matches(fast, '[0-9][.eE]') THEN lake_json_member_exact(doc, name)
+    ELSE fast
+  END
+)
+"""
+
+
+def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
+    """pyarrow's S3 filesystem for the lake: the embedded endpoint when one is set."""
+    kwargs: dict[str, Any] = {"region": settings.region}
+    if settings.endpoint_url:
+        url = urlparse(settings.endpoint_url)
+        kwargs.update(endpoint_override=url.netloc, scheme=url.scheme or "http")
+        if settings.is_local:
+            kwargs.update(access_key="testing", secret_key="testing", allow_bucket_creation=False)
+    return pafs.S3FileSystem(**kwargs)
+
+
+def _strip_scheme(url: str) -> str:
+    for scheme in ("s3://", "s3a://", "s3n://"):
+        if url.startswith(scheme):
+            return url[len(scheme):]
+    return url
+
+
+class LocalEngine:
+    """DuckDB over the lake. ``query(sql) -> pyarrow.Table``.
+
+    ``filesystem`` replaces pyarrow's S3 filesystem (tests wrap it to count opened
+    files); ``views_dir`` replaces ``athena_queries/views``.
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        settings: Settings,
+        clients: Clients | None = None,
+        filesystem: pafs.FileSystem | None = None,
+        views_dir: Path | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clients = clients or Clients(settings)
+        self.filesystem = filesystem or s3_filesystem(settings)
+        self.views_dir = views_dir
+        self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        self.con.create_function(
+            "lake_json_member_exact", member_text, ["VARCHAR", "VARCHAR"], "VARCHAR",
+            side_effects=False,
+        )
+        self.con.execute(_CHECKED_MACRO)
+        self.con.execute(_MEMBER_MACRO)
+        self.tables: dict[str, CatalogTable] = {}
+        self.views: dict[str, View] = {}
+        self.view_errors: dict[str, str] = {}
+        self._loaded = False
+        self._raw_loaded = False
+        self._lock = threading.Lock()
+
+    # -- catalog -----------------------------------------------------------------
+    def refresh(self) -> None:
+        """(Re)read the Glue catalog, register every table, (re)create every view."""
+        with self._lock:
+            self.tables = {t.name.lower(): t for t in catalog.list_tables(self.clients, self.settings.glue_database)}
+            for table in self.tables.values():
+                if table.format == "parquet":
+                    self._register_parquet(table)
+            self._raw_loaded = False
+            self._create_views()
+            self._loaded = True
+
+    def _dataset(self, table: CatalogTable) -> ds.Dataset:
+        base = _strip_scheme(table.location).rstrip("/")
+        try:
+            schema = table.arrow_schema()
+            partitioning: Any = ds.partitioning(table.partition_schema(), flavor="hive")
+            full_schema: pa.Schema | None = pa.schema(list(schema) + list(table.partition_schema()))
+        except ValueError as e:  # a Glue type we cannot map: let pyarrow read the files' own schema
+            log.warning("table %s: %s; using the Parquet schema", table.name, e)
+            partitioning, full_schema = "hive", None
+        try:
+            return ds.dataset(
+                base, filesystem=self.filesystem, format="parquet",
+                partitioning=partitioning, schema=full_schema,
+                exclude_invalid_files=False,
+            )
+        except (FileNotFoundError, OSError) as e:
+            if full_schema is None:
+                raise QueryError(f"table {table.name}: cannot read {table.location}: {e}") from e
+            # A registered table nothing has been written to yet: empty, not an error.
+            return ds.dataset(full_schema.empty_table())
+
+    def _register_parquet(self, table: CatalogTable) -> None:
+        self.con.register(table.name.lower(), self._dataset(table))
+
+    def _create_views(self) -> None:
+        self.views, self.view_errors = {}, {}
+        for view in load_views(self.settings, self.views_dir):
+            missing = [d for d in view.depends_on if d not in self.tables and d not in self.views]
+            if missing:
+                self.view_errors[view.name] = f"needs {', '.join(sorted(missing))}, not in the catalog"
+                continue
+            try:
+                for statement in dialect.transpile(view.sql):
+                    self.con.execute(statement)
+                self.views[view.name] = view
+            except duckdb.Error as e:
+                self.view_errors[view.name] = str(e)
+                log.warning("view %s could not be created locally: %s", view.name, e)
+
+    # -- raw zone ----------------------------------------------------------------
+    def _raw_location(self) -> str:
+        table = self.tables.get(RAW_TABLE)
+        return table.location if table else self.settings.s3_url("raw")
+
+    def _load_raw(self) -> None:
+        """Read the raw zone into DuckDB as ``raw_changes`` (+ ``filename``)."""
+        base = _strip_scheme(self._raw_location()).rstrip("/")
+        try:
+            infos = self.filesystem.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        except OSError as e:
+            raise QueryError(f"cannot list the raw zone {base}: {e}") from e
+        columns: dict[str, list[Any]] = {
+            "lake": [], "record": [], "table": [], "dt": [], "hour": [], "filename": []
+        }
+        for info in sorted(infos, key=lambda i: i.path):
+            if info.type != pafs.FileType.File or not info.path.endswith(".json.gz"):
+                continue
+            parts = dict(p.split("=", 1) for p in info.path[len(base):].split("/") if "=" in p)
+            with self.filesystem.open_input_file(info.path) as f:
+                body = gzip.decompress(f.read())
+            for line in body.splitlines():
+                if not line.strip():
+                    continue
+                lake, record = split_raw_line(line)
+                columns["lake"].append(lake)
+                columns["record"].append(record)
+                columns["table"].append(parts.get("table"))
+                columns["dt"].append(parts.get("dt"))
+                hour = parts.get("hour")
+                columns["hour"].append(int(hour) if hour and hour.isdigit() else None)
+                columns["filename"].append(f"s3://{info.path}")
+        lake_type = pa.struct([
+            ("table", pa.string()), ("key", pa.string()), ("seq", pa.string()), ("t", pa.int64()),
+            ("event", pa.string()), ("id", pa.string()), ("ttl", pa.bool_()),
+        ])
+        arrow = pa.table({
+            "lake": pa.array(columns["lake"], lake_type),
+            "record": pa.array(columns["record"], pa.string()),
+            "table": pa.array(columns["table"], pa.string()),
+            "dt": pa.array(columns["dt"], pa.string()),
+            "hour": pa.array(columns["hour"], pa.int32()),
+            "filename": pa.array(columns["filename"], pa.string()),
+        })
+        self.con.register(RAW_TABLE, arrow)
+        self._raw_loaded = True
+
+    # -- queries -----------------------------------------------------------------
+    def known_relations(self) -> set[str]:
+        return set(self.tables) | set(self.views) | {RAW_TABLE}
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Run one Athena SQL statement (``?`` placeholders bound to ``params``)."""
+        if not self._loaded:
+            self.refresh()
+        statements = dialect.parse(sql)
+        if len(statements) != 1:
+            raise QueryError(f"expected one SQL statement, got {len(statements)}")
+        statement = statements[0]
+        self._check_tables(statement)
+        local_sql = dialect.to_duckdb(statement)
+        with self._lock:
+            try:
+                relation = self.con.sql(local_sql, params=list(params) if params else None)
+                if relation is None:  # a statement without rows (CREATE VIEW, ...)
+                    return pa.table({})
+                result = relation.to_arrow_table()
+            except duckdb.Error as e:
+                raise QueryError(f"{type(e).__name__}: {e}") from None
+        return result if isinstance(result, pa.Table) else pa.Table.from_batches(result)
+
+    def _check_tables(self, statement: exp.Expression) -> None:
+        known = self.known_relations()
+        for table in dialect.referenced_tables(statement):
+            name = table.name.lower()
+            if table.db and table.db.lower() not in (self.settings.glue_database.lower(),):
+                raise QueryError(f"unknown database {table.db!r}{_at(table)}")
+            if name == RAW_TABLE and not self._raw_loaded:
+                self._load_raw()
+                continue
+            if name in self.view_errors:
+                raise QueryError(f"view {name!r}{_at(table)} is unavailable: {self.view_errors[name]}")
+            if name not in known:
+                hint = ", ".join(sorted(known)) or "none"
+                raise QueryError(f"unknown table {table.name!r}{_at(table)} (known: {hint})")
+        # database-qualified names resolve to the registered (unqualified) relations
+        for table in statement.find_all(exp.Table):
+            if table.args.get("db") is not None:
+                table.set("db", None)
+                table.set("catalog", None)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def _at(node: exp.Expression) -> str:
+    pos = dialect.position(node)
+    return f" at {pos}" if pos else ""
+
+
+def split_raw_line(line: bytes) -> tuple[dict[str, Any], str]:
+    """A raw-zone line → (the lake envelope, the stream record's JSON text).
+
+    The contract puts ``,"record":`` first exactly where the record starts, so the
+    record's text is sliced, never re-serialised.
+    """
+    line = line.rstrip()
+    cut = line.find(_RECORD_MARK)
+    if cut < 0 or not line.endswith(b"}"):
+        raise QueryError(f"raw line is not {{\"lake\":...,\"record\":...}}: {line[:80]!r}")
+    envelope = orjson.loads(line[:cut] + b"}")
+    lake = envelope.get("lake")
+    if not isinstance(lake, dict):
+        raise QueryError(f"raw line has no lake envelope: {line[:80]!r}")
+    return lake, line[cut + len(_RECORD_MARK):-1].decode()

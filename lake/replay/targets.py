@@ -1,0 +1,407 @@
+"""Where replayed events go. A target spec is ``kind:name``:
+
+* ``python:package.module:function`` — called in-process with the event dict and a
+  Lambda-like context; a raised exception fails the whole batch, a returned
+  ``{"batchItemFailures": [...]}`` fails from the lowest reported item (as Lambda).
+* ``lambda:NAME_OR_ARN`` — ``Invoke`` (RequestResponse) with the event; a
+  ``FunctionError`` fails the whole batch, ``batchItemFailures`` as above. Batches are
+  also split to stay under Lambda's 6 MB synchronous payload limit.
+* ``kinesis:STREAM`` — one Kinesis record per change (data = the stream record's JSON,
+  unaltered; partition key :func:`lake.records.partition_key`). A ``PutRecords`` call
+  never holds two changes of one item, so a partial failure cannot reorder an item.
+* ``sqs:QUEUE`` (name or URL) — **one message per change** (body = the stream record's
+  JSON). On a FIFO queue ``MessageGroupId`` is the item's partition key (order per item)
+  and ``MessageDeduplicationId`` the eventID, so a retried send is not delivered twice
+  (note: SQS deduplicates for 5 minutes, so replaying the same changes twice within
+  5 minutes to a FIFO queue delivers them once).
+* ``file:PATH`` — for inspection and tests. ``PATH`` ending in ``.jsonl``/``.ndjson``:
+  one event (``{"Records": [...]}``) per line, appended. Otherwise a directory with one
+  file per batch, ``batch-000001.json``, ... (numbering continues on ``--resume``).
+* ``null:`` — discards the payloads (benchmarks, dry plumbing checks).
+
+Boto3 appears only in the senders' calls, on injected clients.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import orjson
+
+from lake.errors import ConfigError, NotFoundError, TerminalError, TransientError
+from lake.records import partition_key
+from lake.replay.source import Change
+
+TargetKind = Literal["python", "lambda", "kinesis", "sqs", "file", "null"]
+TARGET_KINDS: tuple[TargetKind, ...] = ("python", "lambda", "kinesis", "sqs", "file", "null")
+REMOTE_KINDS = frozenset({"lambda", "kinesis", "sqs"})
+
+LAMBDA_MAX_RECORDS = 10_000  # the largest DynamoDB-stream batch Lambda delivers
+LAMBDA_MAX_PAYLOAD = 6 * 1024 * 1024  # synchronous Invoke request payload
+KINESIS_MAX_RECORDS, KINESIS_MAX_BYTES = 500, 5 * 1024 * 1024
+SQS_MAX_ENTRIES, SQS_MAX_BYTES = 10, 256 * 1024
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed target spec; ``handler`` lets a library caller pass a function directly."""
+
+    kind: TargetKind
+    name: str
+    handler: Handler | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, spec: str) -> Target:
+        """``python:mod:func``, ``lambda:NAME``, ``kinesis:STREAM``, ``sqs:QUEUE``, ``file:PATH``, ``null:``."""
+        kind, sep, name = spec.partition(":")
+        if not sep or kind not in TARGET_KINDS:
+            raise ConfigError(f"target {spec!r}: expected one of {', '.join(k + ':…' for k in TARGET_KINDS)}")
+        if kind != "null" and not name:
+            raise ConfigError(f"target {spec!r} names nothing after {kind}:")
+        if kind == "python" and not re.match(r"^[\w.]+:[\w.]+$", name):
+            raise ConfigError(f"target {spec!r}: expected python:package.module:function")
+        return cls(kind, name)  # type: ignore[arg-type]
+
+    @classmethod
+    def python(cls, handler: Handler, name: str | None = None) -> Target:
+        """An in-process target for a function object (not importable by name)."""
+        label = name or f"{getattr(handler, '__module__', '?')}:{getattr(handler, '__qualname__', '?')}"
+        return cls("python", label, handler)
+
+    def render(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+    @property
+    def is_remote(self) -> bool:
+        """A target that changes something in an AWS account (needs a confirmation off-local)."""
+        return self.kind in REMOTE_KINDS
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the target acknowledged: everything (``failed_index is None``) or the prefix
+    before ``failed_index``, with the reason and the identifiers the target reported."""
+
+    failed_index: int | None = None
+    reason: str = ""
+    reported: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_index is None
+
+
+class Sender(Protocol):
+    max_payload_bytes: int | None
+
+    def send(self, changes: Sequence[Change], payload: bytes) -> SendResult: ...
+
+    def close(self) -> None: ...
+
+
+def event_payload(changes: Sequence[Change]) -> bytes:
+    """The Lambda event, built by splicing the archived record bytes (no re-serialisation)."""
+    return b'{"Records":[' + b",".join([c.record for c in changes]) + b"]}"
+
+
+# -- Lambda-style responses ---------------------------------------------------------------
+
+def failed_from_response(changes: Sequence[Change], response: Any) -> SendResult:
+    """Honour ``batchItemFailures`` as Lambda does: resume from the lowest failed item; an
+    identifier that is empty or not in the batch fails the whole batch."""
+    if not isinstance(response, Mapping) or "batchItemFailures" not in response:
+        return SendResult()
+    failures = response.get("batchItemFailures") or []
+    if not failures:
+        return SendResult()
+    index = {str(c.seq): i for i, c in enumerate(changes)}
+    ids: list[str] = []
+    lowest = len(changes)
+    for f in failures:
+        ident = f.get("itemIdentifier") if isinstance(f, Mapping) else None
+        ids.append(str(ident))
+        if not ident or str(ident) not in index:
+            return SendResult(0, f"batchItemFailures names {ident!r}, not a SequenceNumber of the batch: "
+                                 "the whole batch is retried (as Lambda)", tuple(ids))
+        lowest = min(lowest, index[str(ident)])
+    return SendResult(lowest, "reported in batchItemFailures", tuple(ids))
+
+
+@dataclass
+class LambdaContext:
+    """Enough of Lambda's context object for handlers and Powertools."""
+
+    function_name: str = "replay"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:replay"
+    memory_limit_in_mb: int = 1024
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/replay"
+    log_stream_name: str = "replay"
+    timeout_ms: int = 900_000
+    _start: float = field(default_factory=time.monotonic)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, self.timeout_ms - int((time.monotonic() - self._start) * 1000))
+
+
+class PythonSender:
+    max_payload_bytes: int | None = None
+
+    def __init__(self, target: Target, region: str = "us-east-1") -> None:
+        self.handler = target.handler or load_handler(target.name)
+        self.name = target.name.rsplit(":", 1)[-1]
+        self.region = region
+
+    def send(self, changes: Sequence[Change], payload: bytes) -> SendResult:
+        ctx = LambdaContext(function_name=self.name,
+                            invoked_function_arn=f"arn:aws:lambda:{self.region}:123456789012:function:{self.name}")
+        try:
+            response = self.handler(orjson.loads(payload), ctx)
+        except Exception as e:  # a handler error fails the batch; KeyboardInterrupt still stops us
+            return SendResult(0, f"{type(e).__name__}: {e}")
+        return failed_from_response(changes, response)
+
+    def close(self) -> None:
+        pass
+
+
+def load_handler(spec: str) -> Handler:
+    module_name, _, func_name = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ConfigError(f"python target: cannot import {module_name!r}: {e}") from None
+    for part in func_name.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise ConfigError(f"python target: {module_name!r} has no {func_name!r}")
+    if not callable(obj):
+        raise ConfigError(f"python target: {spec!r} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+class LambdaSender:
+    max_payload_bytes: int | None = LAMBDA_MAX_PAYLOAD
+
+    def __init__(self, client: Any, function: str) -> None:
+        self.client, self.function = client, function
+
+    def send(self, changes: Sequence[Change], payload: bytes) -> SendResult:
+        from lake.aws.clients import translate
+
+        try:
+            resp = self.client.invoke(FunctionName=self.function, InvocationType="RequestResponse",
+                                      Payload=payload)
+        except Exception as e:
+            err = translate(e, "Lambda function", self.function)
+            if isinstance(err, TransientError):
+                return SendResult(0, str(err))
+            raise err from e  # not found, access denied...: no use trying every batch
+        body = resp.get("Payload")
+        raw = body.read() if hasattr(body, "read") else (body or b"")
+        if resp.get("FunctionError"):
+            reason = raw.decode("utf-8", "replace")
+            try:
+                doc = orjson.loads(raw)
+                reason = f"{doc.get('errorType', 'Error')}: {doc.get('errorMessage', '')}"
+            except (orjson.JSONDecodeError, AttributeError):
+                pass
+            return SendResult(0, f"FunctionError {resp['FunctionError']}: {reason}")
+        try:
+            response = orjson.loads(raw) if raw.strip() else None
+        except orjson.JSONDecodeError:
+            response = None  # a handler may return anything; only batchItemFailures means something
+        return failed_from_response(changes, response)
+
+    def close(self) -> None:
+        pass
+
+
+def _unique_key_chunks(items: Sequence[tuple[str, int]], max_n: int, max_bytes: int) -> Iterator[range]:
+    """Consecutive index ranges with no key twice, at most ``max_n`` items and ``max_bytes``.
+
+    Services do not stop a batch call at its first failed entry, so two changes of one
+    item in one call could land in the wrong order; one per call per item cannot."""
+    start, size = 0, 0
+    seen: set[str] = set()
+    for i, (key, n) in enumerate(items):
+        if i > start and (key in seen or i - start >= max_n or size + n > max_bytes):
+            yield range(start, i)
+            start, seen, size = i, set(), 0
+        seen.add(key)
+        size += n
+    if start < len(items):
+        yield range(start, len(items))
+
+
+def _keys_of(change: Change) -> Mapping[str, Any]:
+    doc = orjson.loads(change.record)
+    return doc["dynamodb"]["Keys"]  # type: ignore[no-any-return]
+
+
+class KinesisSender:
+    max_payload_bytes: int | None = None
+
+    def __init__(self, client: Any, stream: str) -> None:
+        self.client = client
+        self.kwargs = {"StreamARN": stream} if stream.startswith("arn:") else {"StreamName": stream}
+        self.stream = stream
+
+    def send(self, changes: Sequence[Change], payload: bytes) -> SendResult:
+        from lake.aws.clients import translate
+
+        entries = [(partition_key(c.table, _keys_of(c)), c.record) for c in changes]
+        sizes = [(pk, len(pk.encode()) + len(data)) for pk, data in entries]
+        for chunk in _unique_key_chunks(sizes, KINESIS_MAX_RECORDS, KINESIS_MAX_BYTES):
+            records = [{"Data": entries[i][1], "PartitionKey": entries[i][0]} for i in chunk]
+            try:
+                resp = self.client.put_records(Records=records, **self.kwargs)
+            except Exception as e:
+                err = translate(e, "Kinesis stream", self.stream)
+                if isinstance(err, TransientError):
+                    return SendResult(chunk.start, str(err))
+                raise err from e
+            if resp.get("FailedRecordCount"):
+                for offset, r in enumerate(resp["Records"]):
+                    if r.get("ErrorCode"):
+                        return SendResult(chunk.start + offset, f"{r['ErrorCode']}: {r.get('ErrorMessage', '')}")
+        return SendResult()
+
+    def close(self) -> None:
+        pass
+
+
+_SQS_ID = re.compile(r"^[\w!-/:-@\[-`{-~]{1,128}$")
+
+
+class SQSSender:
+    max_payload_bytes: int | None = None
+
+    def __init__(self, client: Any, queue: str) -> None:
+        from lake.aws.clients import translate
+
+        self.client, self.queue = client, queue
+        if re.match(r"^https?://", queue):
+            self.url = queue
+        else:
+            try:
+                self.url = client.get_queue_url(QueueName=queue)["QueueUrl"]
+            except Exception as e:
+                raise translate(e, "SQS queue", queue) from e
+        self.fifo = self.url.endswith(".fifo")
+
+    def _entry(self, i: int, c: Change) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "Id": str(i),
+            "MessageBody": c.record.decode(),
+            "MessageAttributes": {
+                "table": {"DataType": "String", "StringValue": c.table},
+                "eventName": {"DataType": "String", "StringValue": c.event},
+                "sequenceNumber": {"DataType": "String", "StringValue": str(c.seq)},
+            },
+        }
+        if self.fifo:
+            group = f"{c.table}|{c.key}"
+            entry["MessageGroupId"] = group if _SQS_ID.match(group) else hashlib.sha256(group.encode()).hexdigest()
+            dedup = c.id if _SQS_ID.match(c.id or "") else hashlib.sha256(c.record).hexdigest()
+            entry["MessageDeduplicationId"] = dedup
+        return entry
+
+    def send(self, changes: Sequence[Change], payload: bytes) -> SendResult:
+        from lake.aws.clients import translate
+
+        keyed = [((f"{c.table}|{c.key}" if self.fifo else str(i)), len(c.record) + 200)
+                 for i, c in enumerate(changes)]
+        for chunk in _unique_key_chunks(keyed, SQS_MAX_ENTRIES, SQS_MAX_BYTES):
+            entries = [self._entry(i, changes[i]) for i in chunk]
+            try:
+                resp = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
+            except Exception as e:
+                err = translate(e, "SQS queue", self.queue)
+                if isinstance(err, TerminalError) and "TooLong" in str(e):
+                    return SendResult(chunk.start, str(err))  # this message can never go: report it
+                if isinstance(err, TransientError):
+                    return SendResult(chunk.start, str(err))
+                raise err from e
+            failed = resp.get("Failed") or []
+            if failed:
+                first = min(failed, key=lambda f: int(f["Id"]))
+                return SendResult(int(first["Id"]), f"{first.get('Code')}: {first.get('Message', '')}")
+        return SendResult()
+
+    def close(self) -> None:
+        pass
+
+
+class FileSender:
+    max_payload_bytes: int | None = None
+
+    def __init__(self, path: str, start_batch: int = 0) -> None:
+        self.path = Path(path)
+        self.lines = self.path.suffix in (".jsonl", ".ndjson")
+        self.n = start_batch
+        if self.lines:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh: Any = self.path.open("ab")
+        else:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._fh = None
+
+    def send(self, changes: Sequence[Change], payload: bytes) -> SendResult:
+        self.n += 1
+        if self._fh is not None:
+            self._fh.write(payload + b"\n")
+            self._fh.flush()  # acknowledged means on disk: the checkpoint follows
+        else:
+            tmp = self.path / f".batch-{self.n:06d}.json.tmp"
+            tmp.write_bytes(payload)
+            tmp.replace(self.path / f"batch-{self.n:06d}.json")
+        return SendResult()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+
+
+class NullSender:
+    max_payload_bytes: int | None = None
+
+    def __init__(self) -> None:
+        self.events = self.bytes = 0
+
+    def send(self, changes: Sequence[Change], payload: bytes) -> SendResult:
+        self.events += len(changes)
+        self.bytes += len(payload)
+        return SendResult()
+
+    def close(self) -> None:
+        pass
+
+
+def open_sender(target: Target, clients: Any, region: str = "us-east-1", start_batch: int = 0) -> Sender:
+    """A sender for ``target``; ``clients`` (a :class:`lake.aws.clients.Clients`) is only
+    touched by AWS targets."""
+    if target.kind == "python":
+        return PythonSender(target, region)
+    if target.kind == "lambda":
+        return LambdaSender(clients.client("lambda"), target.name)
+    if target.kind == "kinesis":
+        return KinesisSender(clients.client("kinesis"), target.name)
+    if target.kind == "sqs":
+        return SQSSender(clients.client("sqs"), target.name)
+    if target.kind == "file":
+        return FileSender(target.name, start_batch)
+    if target.kind == "null":
+        return NullSender()
+    raise NotFoundError("replay target kind", target.kind)

@@ -1,0 +1,170 @@
+"""Pure shaping of stream records into the events Lambda delivers. No boto3 here.
+
+boto3 parses GetRecords responses: ``B``/``BS`` become bytes and timestamps become
+datetimes. Lambda delivers JSON: binary base64-encoded (at any depth inside ``M``/``L``),
+``ApproximateCreationDateTime`` as whole epoch seconds (rounded down), Kinesis
+``approximateArrivalTimestamp`` as float seconds, ``userIdentity`` with lower-case names.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+ACCOUNT_ID = "123456789012"
+INVOKE_IDENTITY_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/lake-local"
+
+SourceKind = Literal["dynamodb", "kinesis"]
+Condition = Literal["RetryAttemptsExhausted", "RecordAgeExceeded"]
+
+
+@dataclass
+class StreamRecord:
+    """One record of a shard as the runtime carries it: the Lambda-shaped event plus coordinates."""
+
+    seq: str
+    arrival: float  # precise epoch seconds, for MaximumRecordAge and the destination message
+    event: dict[str, Any]
+    matched: bool = True
+    failures: int = field(default=0, compare=False)
+
+    @property
+    def seq_int(self) -> int:
+        return int(self.seq)
+
+
+def _epoch(value: Any) -> float:
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return float(value)
+
+
+def encode_attribute(value: Any) -> Any:
+    """An AttributeValue with bytes base64-encoded again, recursively through M and L."""
+    if not isinstance(value, Mapping):
+        return value
+    out: dict[str, Any] = {}
+    for tag, inner in value.items():
+        if tag == "B":
+            out[tag] = _b64(inner)
+        elif tag == "BS":
+            out[tag] = [_b64(b) for b in inner]
+        elif tag == "M":
+            out[tag] = {k: encode_attribute(v) for k, v in inner.items()}
+        elif tag == "L":
+            out[tag] = [encode_attribute(v) for v in inner]
+        else:
+            out[tag] = inner
+    return out
+
+
+def _b64(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    return str(value)  # already text (a raw JSON client): leave as is
+
+
+def _image(image: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: encode_attribute(v) for name, v in image.items()}
+
+
+def dynamodb_event_record(raw: Mapping[str, Any], stream_arn: str, region: str) -> StreamRecord:
+    """A GetRecords record (boto3-parsed) → the record Lambda puts in ``event["Records"]``."""
+    src = raw.get("dynamodb", {})
+    created = _epoch(src.get("ApproximateCreationDateTime", 0))
+    ddb: dict[str, Any] = {"ApproximateCreationDateTime": math.floor(created)}
+    for key in ("Keys", "NewImage", "OldImage"):
+        if key in src:
+            ddb[key] = _image(src[key])
+    for key in ("SequenceNumber", "SizeBytes", "StreamViewType"):
+        if key in src:
+            ddb[key] = src[key]
+    event: dict[str, Any] = {
+        "eventID": raw["eventID"],
+        "eventName": raw["eventName"],
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": raw.get("awsRegion") or region,
+        "dynamodb": ddb,
+        "eventSourceARN": stream_arn,
+    }
+    ident = raw.get("userIdentity")
+    if isinstance(ident, Mapping):
+        event["userIdentity"] = {
+            "type": ident.get("Type", ident.get("type")),
+            "principalId": ident.get("PrincipalId", ident.get("principalId")),
+        }
+    return StreamRecord(seq=str(src["SequenceNumber"]), arrival=created, event=event)
+
+
+def kinesis_event_record(raw: Mapping[str, Any], shard_id: str, stream_arn: str, region: str) -> StreamRecord:
+    """A Kinesis GetRecords record (boto3-parsed) → Lambda's Kinesis event record."""
+    arrival = _epoch(raw["ApproximateArrivalTimestamp"])
+    seq = str(raw["SequenceNumber"])
+    data = raw["Data"]
+    event = {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": raw["PartitionKey"],
+            "sequenceNumber": seq,
+            "data": _b64(data),
+            "approximateArrivalTimestamp": arrival,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard_id}:{seq}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": INVOKE_IDENTITY_ARN,
+        "awsRegion": region,
+        "eventSourceARN": stream_arn,
+    }
+    return StreamRecord(seq=seq, arrival=arrival, event=event)
+
+
+def iso_millis(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(epoch * 1000) % 1000:03d}Z"
+
+
+def failure_message(
+    *,
+    kind: SourceKind,
+    records: Sequence[StreamRecord],
+    shard_id: str,
+    stream_arn: str,
+    function_arn: str,
+    request_id: str,
+    condition: Condition,
+    invoke_count: int,
+    status_code: int = 200,
+    function_error: str | None = None,
+    now: float,
+) -> dict[str, Any]:
+    """The on-failure destination record, shaped like AWS's for stream sources."""
+    response: dict[str, Any] = {"statusCode": status_code, "executedVersion": "$LATEST"}
+    if function_error:
+        response["functionError"] = function_error
+    info = {
+        "shardId": shard_id,
+        "startSequenceNumber": records[0].seq,
+        "endSequenceNumber": records[-1].seq,
+        "approximateArrivalOfFirstRecord": iso_millis(records[0].arrival),
+        "approximateArrivalOfLastRecord": iso_millis(records[-1].arrival),
+        "batchSize": len(records),
+        "streamArn": stream_arn,
+    }
+    return {
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": function_arn,
+            "condition": condition,
+            "approximateInvokeCount": invoke_count,
+        },
+        "responseContext": response,
+        "version": "1.0",
+        "timestamp": iso_millis(now),
+        ("DDBStreamBatchInfo" if kind == "dynamodb" else "KinesisBatchInfo"): info,
+    }

@@ -1,0 +1,226 @@
+"""Curate on the embedded AWS: both input formats, type round trip, schema evolution, readers."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import duckdb
+import orjson
+import pyarrow.dataset as ds
+import pytest
+
+from lake.aws.clients import Clients
+from lake.aws.provision import ensure_bucket, ensure_glue_database, ensure_kinesis
+from lake.curate import curate, curated_summary
+from lake.curate.catalog import history_schema
+from lake.curate.columns import number_text
+from lake.curate.summary import s3_filesystem
+from lake.fanout import publish
+from lake.fanout.readback import read_stream
+from lake.settings import Settings
+from tests.conftest import load_event
+from tests.integration.test_fanout_kinesis import stream_record
+
+BIG = "12345678901234567890123456789012345678"  # 38 digits
+
+
+@pytest.fixture
+def lake(settings: Settings, clients: Clients) -> Settings:
+    ensure_bucket(clients, settings.bucket, settings.region)
+    ensure_kinesis(clients, settings.kinesis_stream, 2)
+    ensure_glue_database(clients, settings.glue_database)
+    return settings
+
+
+@pytest.fixture
+def wr(settings: Settings) -> Iterator[Any]:
+    import awswrangler
+
+    awswrangler.config.s3_endpoint_url = settings.endpoint_url
+    awswrangler.config.glue_endpoint_url = settings.endpoint_url
+    yield awswrangler
+    awswrangler.config.reset()
+
+
+def through_kinesis(settings: Settings, clients: Clients, records: list[dict]) -> dict[str, list[dict]]:
+    before = {s: len(r) for s, r in read_stream(clients.kinesis, settings.kinesis_stream).items()}
+    assert publish(settings, records, clients).failures == []
+    after = read_stream(clients.kinesis, settings.kinesis_stream)
+    return {s: r[before.get(s, 0):] for s, r in after.items() if r[before.get(s, 0):]}
+
+
+def curate_all(settings: Settings, clients: Clients, shards: dict[str, list[dict]]) -> None:
+    for recs in shards.values():
+        res = curate(settings, recs, clients)
+        assert res.failures == []
+
+
+def read_history(settings: Settings, table: str) -> list[dict]:
+    base = f"{settings.bucket}/{settings.zone_prefix('curated')}{table}"
+    rows = ds.dataset(base, filesystem=s3_filesystem(settings), format="parquet",
+                      partitioning="hive").to_table().to_pylist()
+    return sorted(rows, key=lambda r: r["event_id"])
+
+
+ALL_TYPES = {
+    "s": {"S": "héllo"}, "n_int": {"N": "-42"}, "n_big": {"N": BIG}, "n_dec": {"N": "3.25"},
+    "b": {"B": base64.b64encode(b"\x00\xffbin").decode()}, "flag": {"BOOL": True},
+    "ss": {"SS": ["a", "b"]}, "ns": {"NS": ["1", BIG]}, "bs": {"BS": [base64.b64encode(b"\x01").decode()]},
+    "m": {"M": {"deep": {"L": [{"N": "0.1"}, {"B": "AAE="}, {"SS": ["x"]}, {"NULL": True}]},
+                "t": {"BOOL": False}}},
+    "l": {"L": [{"S": "x"}, {"M": {"n": {"N": BIG}}}]},
+    "nothing": {"NULL": True},
+}
+
+
+def to_dynamodb(row: dict, schema: Any) -> dict[str, Any]:
+    """A history row back to DynamoDB typed values, by the Glue column types."""
+    item: dict[str, Any] = {}
+    for attr, col in schema.columns.items():
+        v = row.get(col.name)
+        if v is None:
+            continue
+        t = col.type.ddb
+        if t == "N":
+            item[attr] = {"N": number_text(v)}
+        elif t == "NS":
+            item[attr] = {"NS": [number_text(x) for x in v]}
+        elif t == "B":
+            item[attr] = {"B": base64.b64encode(v).decode()}
+        elif t == "BS":
+            item[attr] = {"BS": [base64.b64encode(x).decode() for x in v]}
+        elif t in ("M", "L"):
+            item[attr] = {t: orjson.loads(v)}
+        else:
+            item[attr] = {t: v}
+    return item
+
+
+def test_every_type_round_trips_through_kinesis_and_parquet(lake: Settings, clients: Clients) -> None:
+    rec = stream_record(1, "T", new=ALL_TYPES, event="INSERT")
+    curate_all(lake, clients, through_kinesis(lake, clients, [rec]))
+    schema = history_schema(clients.glue, lake.glue_database, "orders_history")
+    assert schema is not None
+    glue = {a: c.type.glue for a, c in schema.columns.items()}
+    assert glue["n_int"] == "bigint" and glue["n_big"] == "decimal(38,0)" and glue["n_dec"] == "decimal(38,2)"
+    assert glue["ns"] == "array<decimal(38,0)>" and glue["bs"] == "array<binary>" and glue["m"] == "string"
+    assert "nothing" not in glue  # only ever NULL: no column yet; changes.new_image keeps it
+    (row,) = read_history(lake, "orders_history")
+    back = to_dynamodb(row, schema)
+    expected = {k: v for k, v in rec["dynamodb"]["NewImage"].items() if k != "nothing"}
+    assert back == expected
+    assert row["n_big"] == Decimal(BIG)
+    # the changes table: plain JSON with exact numbers and the NULL attribute
+    base = f"{lake.bucket}/{lake.zone_prefix('curated')}changes"
+    (ch,) = ds.dataset(base, filesystem=s3_filesystem(lake), format="parquet",
+                       partitioning="hive").to_table().to_pylist()
+    assert f'"n_big":{BIG}' in ch["new_image"] and orjson.loads(ch["new_image"])["nothing"] is None
+    assert ch["table_name"] == "orders" and ch["dt"] == "2023-11-14" and ch["event_name"] == "INSERT"
+    assert ch["source_sequence_number"] == rec["dynamodb"]["SequenceNumber"]
+    assert len(ch["sequence_number"]) == 64 and ch["key"] == "pk=T|sk=0"
+    assert sorted(ch["changed_attributes"]) == sorted(rec["dynamodb"]["NewImage"])
+
+
+def test_native_kinesis_data_streams_for_dynamodb_records(lake: Settings, clients: Clients) -> None:
+    event = load_event("kinesis/kds_for_dynamodb_event.json")
+    payloads = load_event("kinesis/kds_for_dynamodb_payloads.json")
+    res = curate(lake, event["Records"], clients)
+    assert res.failures == [] and res.rows == 3
+    base = f"{lake.bucket}/{lake.zone_prefix('curated')}changes"
+    rows = ds.dataset(base, filesystem=s3_filesystem(lake), format="parquet",
+                      partitioning="hive").to_table().to_pylist()
+    by_id = {r["event_id"]: r for r in rows}
+    us = [int(r["event_time"].timestamp() * 1_000_000) for r in (by_id[p["eventID"]] for p in payloads)]
+    assert abs(us[0] - 1721011165891550) <= 1  # MICROSECOND precision
+    assert abs(us[1] - 1721011222526000) <= 1  # milliseconds when no precision is given
+    removed = by_id[payloads[2]["eventID"]]
+    assert removed["is_ttl_delete"] and removed["user_identity"] == "dynamodb.amazonaws.com"
+    assert removed["source_sequence_number"] is None and removed["dt"] == "2024-07-16"
+    assert by_id[payloads[1]["eventID"]]["changed_attributes"] == ["status"]
+    hist = read_history(lake, "flight_history")
+    assert [r["seats"] for r in hist] == [214, 214, 214]
+    # redelivery of the same batch overwrites its files instead of adding rows
+    again = curate(lake, event["Records"], clients)
+    assert sorted(again.files) == sorted(res.files)
+    assert curated_summary(lake, clients).history_rows["flight_history"] == 3
+
+
+def test_schema_evolution_and_type_widening_across_batches(
+        lake: Settings, clients: Clients, wr: Any) -> None:
+    first = [stream_record(i, f"K{i}", new={"qty": {"N": str(i)}, "price": {"N": "1.5"}}) for i in range(4)]
+    curate_all(lake, clients, through_kinesis(lake, clients, first))
+    s1 = history_schema(clients.glue, lake.glue_database, "orders_history")
+    assert s1 is not None and s1.columns["qty"].type.glue == "bigint"
+    assert s1.columns["price"].type.glue == "decimal(38,1)"
+    second = [stream_record(10, "K0", new={"qty": {"S": "lots"}, "price": {"N": "2.5"},
+                                           "colour": {"S": "red"}, "Event_ID": {"S": "clash"}}),
+              stream_record(11, "K1", new={"price": {"N": "0.125"}})]
+    curate_all(lake, clients, through_kinesis(lake, clients, second))
+    s2 = history_schema(clients.glue, lake.glue_database, "orders_history")
+    assert s2 is not None
+    assert s2.columns["colour"].type.glue == "string"  # new attribute → new column
+    assert s2.columns["qty"].type.glue == "string" and s2.columns["qty"].type.ddb == "mixed"
+    assert s2.columns["price"].type.glue == "string"  # 0.125 does not fit decimal(38,1)
+    assert s2.columns["Event_ID"].name == "attr_event_id"  # never shadows a metadata column
+    rows = read_history(lake, "orders_history")
+    assert [r["qty"] for r in rows] == ["0", "1", "2", "3", "lots", None]
+    assert [r["price"] for r in rows] == ["1.5"] * 4 + ["2.5", "0.125"]
+    # three readers, one answer: Glue + awswrangler, DuckDB over pyarrow, pyarrow
+    session = boto3.Session(**lake.boto3_session_kwargs())
+    # files written before a column was added lack it: readers unify schemas (Athena does too)
+    for table in ("orders_history", "changes"):
+        df = wr.s3.read_parquet_table(table=table, database=lake.glue_database, boto3_session=session,
+                                      validate_schema=False)
+        base = f"{lake.bucket}/{lake.zone_prefix('curated')}{table}"
+        dataset = ds.dataset(base, filesystem=s3_filesystem(lake), format="parquet", partitioning="hive")
+        arrow_ids = sorted(dataset.to_table().column("event_id").to_pylist())
+        duck_ids = [r[0] for r in duckdb.connect().execute(
+            "select event_id from dataset order by event_id").fetchall()]
+        assert sorted(df["event_id"].tolist()) == arrow_ids == duck_ids
+        assert len(arrow_ids) == 6
+    df = wr.s3.read_parquet_table(table="orders_history", database=lake.glue_database, boto3_session=session,
+                                  validate_schema=False)
+    assert sorted(df["qty"].dropna().tolist()) == ["0", "1", "2", "3", "lots"]
+
+
+def test_bad_records_are_quarantined_with_coordinates_and_duplicates_dropped(
+        lake: Settings, clients: Clients) -> None:
+    good = through_kinesis(lake, clients, [stream_record(i, "A") for i in range(3)])
+    (recs,) = good.values()
+    shard = next(iter(good))
+
+    def kinesis_record(data: bytes, seq: str) -> dict:
+        return {**recs[0], "kinesis": {**recs[0]["kinesis"], "data": base64.b64encode(data).decode(),
+                                       "sequenceNumber": seq}, "eventID": f"{shard}:{seq}"}
+
+    batch = [*recs, recs[1], kinesis_record(b"not json", "999991"),
+             kinesis_record(orjson.dumps({"hello": "world"}), "999992")]
+    res = curate(lake, batch, clients)
+    assert res.failures == [] and res.rows == 3 and res.duplicates == 1 and res.quarantined == 2
+    objs = clients.s3.list_objects_v2(Bucket=lake.bucket, Prefix="quarantine/stage=curate/")["Contents"]
+    bodies = [orjson.loads(clients.s3.get_object(Bucket=lake.bucket, Key=o["Key"])["Body"].read())
+              for o in objs]
+    assert sorted(b["coordinates"]["sequence_number"] for b in bodies) == ["999991", "999992"]
+    assert all(b["coordinates"]["shard_id"] == shard and b["reason"] for b in bodies)
+
+
+def test_claim_checks_are_resolved_by_the_consumer(lake: Settings, clients: Clients) -> None:
+    big = stream_record(1, "BIG", new={"blob": {"S": "y" * 1_100_000}})
+    curate_all(lake, clients, through_kinesis(lake, clients, [big]))
+    (row,) = read_history(lake, "orders_history")
+    assert len(row["blob"]) == 1_100_000 and row["event_id"] == "ev-000001"
+
+
+def test_storage_errors_become_batch_item_failures(lake: Settings, clients: Clients) -> None:
+    from lambdas.parquet_consumer import lambda_handler
+
+    shards = through_kinesis(lake, clients, [stream_record(i, "A") for i in range(2)])
+    (recs,) = shards.values()
+    broken = lake.replace(glue_database="no_such_database")
+    res = curate(broken, recs, clients)
+    assert sorted(res.failures) == sorted(r["kinesis"]["sequenceNumber"] for r in recs)
+    assert lambda_handler({"Records": recs}) == {"batchItemFailures": []}

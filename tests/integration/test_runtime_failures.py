@@ -1,0 +1,179 @@
+"""Failure semantics: retries, destination, record age, bisect + partial failures, timeouts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from lake.aws.clients import Clients
+from lake.runtime import EventSourceMapping, LocalRuntime
+from tests.runtime_helpers import Recorder, drain_queue, make_queue, make_table, put_items, seq_of, stream_seqs
+
+
+def always_fail(event: dict[str, Any]) -> Any:
+    raise RuntimeError("boom")
+
+
+def test_retries_exhausted_send_coordinates_to_the_destination(clients: Clients, tmp_path: Path) -> None:
+    arn = make_table(clients)
+    url, qarn = make_queue(clients)
+    put_items(clients, 3)
+    rec = Recorder(always_fail)
+    m = EventSourceMapping(rec, arn, maximum_retry_attempts=2, on_failure_destination=qarn, name="fails")
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    try:
+        assert rt.run_until_idle(5)
+    finally:
+        rt.stop()
+    assert len(rec.events) == 3  # the first try and two retries
+    [msg] = drain_queue(clients, url, expect=1)
+    seqs = stream_seqs(clients, arn)
+    info = msg["DDBStreamBatchInfo"]
+    assert info["startSequenceNumber"] == seqs[0] and info["endSequenceNumber"] == seqs[-1]
+    assert info["batchSize"] == 3 and info["streamArn"] == arn and info["shardId"].startswith("shardId-")
+    assert info["approximateArrivalOfFirstRecord"].endswith("Z")
+    ctx = msg["requestContext"]
+    assert ctx["condition"] == "RetryAttemptsExhausted" and ctx["approximateInvokeCount"] == 3
+    assert ctx["functionArn"].endswith(":function:fails")
+    assert msg["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
+    assert msg["version"] == "1.0" and msg["timestamp"].endswith("Z")
+    stats = rt.stats["fails"]
+    assert stats.retries == 2 and stats.records_to_destination == 3 and stats.destination_messages == 1
+
+
+def test_failure_without_destination_is_counted_not_silent(clients: Clients, tmp_path: Path, caplog: Any) -> None:
+    arn = make_table(clients)
+    put_items(clients, 2)
+    rec = Recorder(always_fail)
+    rt = LocalRuntime(clients, [EventSourceMapping(rec, arn, maximum_retry_attempts=0, name="nodest")], tmp_path,
+                      poll_interval_s=0.01)
+    with caplog.at_level("ERROR", logger="lake.runtime"):
+        try:
+            assert rt.run_until_idle(5)
+        finally:
+            rt.stop()
+    assert rt.stats["nodest"].records_discarded == 2
+    assert any("DISCARDED" in r.getMessage() for r in caplog.records)
+
+
+def test_record_age_exceeded(clients: Clients, tmp_path: Path) -> None:
+    arn = make_table(clients)
+    url, _ = make_queue(clients)
+    put_items(clients, 2)
+    time.sleep(1.2)
+    rec = Recorder()
+    m = EventSourceMapping(rec, arn, maximum_record_age_s=1, on_failure_destination=url, name="aged")
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    try:
+        assert rt.run_until_idle(5)
+        put_items(clients, 1, start=2)  # a fresh record still flows
+        assert rt.wait_idle(5)
+    finally:
+        rt.stop()
+    [msg] = drain_queue(clients, url, expect=1)
+    assert msg["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert msg["requestContext"]["approximateInvokeCount"] == 0
+    assert msg["DDBStreamBatchInfo"]["batchSize"] == 2
+    assert rec.delivered() == stream_seqs(clients, arn)[2:]
+    assert rt.stats["aged"].records_expired == 2
+
+
+def test_bisect_with_batch_item_failures_isolates_the_poison_record(clients: Clients, tmp_path: Path) -> None:
+    arn = make_table(clients)
+    url, qarn = make_queue(clients)
+    put_items(clients, 10)
+    poison = stream_seqs(clients, arn)[4]
+
+    def reply(event: dict[str, Any]) -> Any:
+        return {"batchItemFailures": [{"itemIdentifier": seq_of(r)} for r in event["Records"]
+                                      if seq_of(r) == poison]}
+
+    rec = Recorder(reply)
+    m = EventSourceMapping(rec, arn, batch_size=10, bisect_batch_on_function_error=True,
+                           report_batch_item_failures=True, maximum_retry_attempts=1,
+                           on_failure_destination=qarn, name="bisect")
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    try:
+        assert rt.run_until_idle(5)
+        put_items(clients, 2, start=10)  # later records keep flowing
+        assert rt.wait_idle(5)
+    finally:
+        rt.stop()
+    seqs = stream_seqs(clients, arn)
+    acknowledged = set()
+    for batch in rec.batches:
+        if poison not in batch:
+            acknowledged.update(batch)
+        else:
+            acknowledged.update(batch[: batch.index(poison)])
+    assert acknowledged == set(seqs) - {poison}
+    [msg] = drain_queue(clients, url, expect=1)
+    info = msg["DDBStreamBatchInfo"]
+    assert info["startSequenceNumber"] == info["endSequenceNumber"] == poison and info["batchSize"] == 1
+    assert info["shardId"].startswith("shardId-")
+    assert rt.stats["bisect"].bisections >= 1 and rt.stats["bisect"].records_to_destination == 1
+    assert rec.delivered()[-2:] == seqs[10:]  # the records written after the poison one flowed on
+
+
+def test_malformed_batch_response_fails_the_whole_batch(clients: Clients, tmp_path: Path) -> None:
+    arn = make_table(clients)
+    url, qarn = make_queue(clients)
+    put_items(clients, 3)
+    replies = iter([{"batchItemFailures": [{"itemIdentifier": "not-in-batch"}]}, "nonsense", {"oops": 1}])
+    rec = Recorder(lambda event: next(replies))
+    m = EventSourceMapping(rec, arn, report_batch_item_failures=True, maximum_retry_attempts=2,
+                           on_failure_destination=qarn, name="malformed")
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    try:
+        assert rt.run_until_idle(5)
+    finally:
+        rt.stop()
+    assert [len(b) for b in rec.batches] == [3, 3, 3]
+    [msg] = drain_queue(clients, url, expect=1)
+    assert msg["DDBStreamBatchInfo"]["batchSize"] == 3
+    assert "functionError" not in msg["responseContext"]
+
+
+def test_partial_failure_resumes_at_the_lowest_failed_record(clients: Clients, tmp_path: Path) -> None:
+    arn = make_table(clients)
+    put_items(clients, 5)
+    seqs = stream_seqs(clients, arn)
+    calls = {"n": 0}
+
+    def reply(event: dict[str, Any]) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return {"batchItemFailures": [{"itemIdentifier": seqs[3]}, {"itemIdentifier": seqs[2]}]}
+        return {"batchItemFailures": []}
+
+    rec = Recorder(reply)
+    m = EventSourceMapping(rec, arn, report_batch_item_failures=True, name="partial")
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    try:
+        assert rt.run_until_idle(5)
+    finally:
+        rt.stop()
+    assert rec.batches == [seqs, seqs[2:]]
+    assert rt.stats["partial"].records_succeeded == 5
+
+
+def test_timeout_is_a_function_error(clients: Clients, tmp_path: Path) -> None:
+    arn = make_table(clients)
+    url, qarn = make_queue(clients)
+    put_items(clients, 1)
+    release = threading.Event()
+    rec = Recorder(lambda event: release.wait(5))
+    m = EventSourceMapping(rec, arn, timeout_s=0.2, maximum_retry_attempts=1, on_failure_destination=qarn,
+                           name="slow")
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    try:
+        assert rt.run_until_idle(5)
+    finally:
+        release.set()
+        rt.stop()
+    assert rt.stats["slow"].timeouts == 2
+    [msg] = drain_queue(clients, url, expect=1)
+    assert msg["responseContext"]["functionError"] == "Unhandled"
+    assert msg["requestContext"]["approximateInvokeCount"] == 2
