@@ -76,7 +76,7 @@ def ours(lines: list[bytes], with_changes: bool = False) -> int:
 
 def baseline_boto3_pandas(lines: list[bytes]) -> int:
     import pandas as pd
-    from boto3.dynamodb.types import TypeDeserializer
+    from boto3.dynamodb.types import Binary, TypeDeserializer
 
     de = TypeDeserializer()
     rows = []
@@ -88,8 +88,10 @@ def baseline_boto3_pandas(lines: list[bytes]) -> int:
         # pandas/pyarrow cannot store Decimal sets, Binary or nested Decimals as is: stringify
         # what Parquet cannot take, as such a pipeline has to
         for k, v in item.items():
-            if isinstance(v, (set, dict, list)) or type(v).__name__ == "Binary":
+            if isinstance(v, (set, dict, list)):
                 item[k] = str(v)
+            elif isinstance(v, Binary):
+                item[k] = v.value
         item["event_id"] = rec["eventID"]
         item["event_name"] = rec["eventName"]
         rows.append(item)

@@ -27,7 +27,7 @@ from pyarrow import fs as pafs
 from sqlglot import exp
 
 from lake.aws.clients import Clients
-from lake.errors import QueryError
+from lake.errors import NotFoundError, QueryError
 from lake.query import catalog, dialect
 from lake.query.catalog import CatalogTable
 from lake.query.jsontext import member_text
@@ -122,7 +122,13 @@ class LocalEngine:
     def refresh(self) -> None:
         """(Re)read the Glue catalog, register every table, (re)create every view."""
         with self._lock:
-            self.tables = {t.name.lower(): t for t in catalog.list_tables(self.clients, self.settings.glue_database)}
+            try:
+                found = catalog.list_tables(self.clients, self.settings.glue_database)
+            except NotFoundError:
+                # No curated table yet (nothing curated): the raw zone can still be queried.
+                log.warning("Glue database %s does not exist yet", self.settings.glue_database)
+                found = []
+            self.tables = {t.name.lower(): t for t in found}
             for table in self.tables.values():
                 if table.format == "parquet":
                     self._register_parquet(table)

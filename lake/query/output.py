@@ -27,11 +27,14 @@ def _text(value: Any) -> str:
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        # integral sums (DuckDB HUGEINT) as numbers; others as exact text, never a float
+        return int(value) if value == value.to_integral_value() and abs(value) < 2**63 else str(value)
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, int):  # beyond 64 bits: orjson refuses them
+        return str(value)
     raise TypeError
 
 
