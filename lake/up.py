@@ -62,13 +62,17 @@ def build_mappings(settings: Settings, prov: Provisioned, extra_functions: tuple
         if not handler_exists(w.function):
             log.info("handler %s not present: not wired", w.function)
             continue
-        arns = list(prov.stream_arns.values()) if w.source == "dynamodb" else [prov.kinesis_arn]
-        for arn in arns:
+        arns = dict(prov.stream_arns) if w.source == "dynamodb" else {"": prov.kinesis_arn}
+        for table, arn in arns.items():
+            # One name per mapping: it keys the runtime's stats and checkpoints.
+            name = w.name or w.function
+            if len(arns) > 1:
+                name = f"{name}@{table}"
             mappings.append(EventSourceMapping(
                 function=w.function, event_source_arn=arn, batch_size=w.batch_size,
                 starting_position="TRIM_HORIZON", maximum_retry_attempts=5,
                 bisect_batch_on_function_error=True, report_batch_item_failures=True,
-                on_failure_destination=prov.dlq_arn, name=w.name or w.function,
+                on_failure_destination=prov.dlq_arn, name=name,
             ))
     return mappings
 

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from lake.aws.clients import Clients, translate
 from lake.curate import catalog
 from lake.curate.columns import ColumnType, widen_array
-from lake.curate.decode import Change, ClaimRef, Coordinates, coordinates, decode, payload, unwrap
+from lake.curate.decode import Change, ClaimRef, Coordinates, coordinates, decode, paused_gc, payload, unwrap
 from lake.curate.tables import (
     HistorySchema,
     changes_table,
@@ -198,13 +198,15 @@ def curate(settings: Settings, records: Sequence[Mapping[str, Any]],
     """
     clients = clients or Clients(settings)
     result = CurateResult()
-    changes = decode_batch(settings, clients, records, result)
+    with paused_gc():
+        changes = decode_batch(settings, clients, records, result)
     by_table: dict[str, list[Change]] = {}
     for c in changes:
         by_table.setdefault(c.table, []).append(c)
     for source, rows in by_table.items():
         try:
-            _write_table_batch(settings, clients, source, rows, result)
+            with paused_gc():
+                _write_table_batch(settings, clients, source, rows, result)
         except (TransientError, NotFoundError) as e:
             log.warning("curating %s failed, reporting %d records for retry: %s", source, len(rows), e)
             result.failures.extend(c.coords.sequence_number for c in rows)

@@ -5,8 +5,10 @@ into changes. Pure: no boto3; a claim check is returned as a pointer for the ada
 from __future__ import annotations
 
 import base64
+import gc
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -53,6 +55,7 @@ class Change:
     event_time_us: int
     source_sequence_number: str | None
     keys: Mapping[str, Any]
+    key: str  # lake.records.key_string(keys)
     old_image: Mapping[str, Any] | None
     new_image: Mapping[str, Any] | None
     user_identity: str | None
@@ -132,34 +135,52 @@ def unwrap(doc: Any, coords: Coordinates) -> tuple[str, Mapping[str, Any]] | Cla
 
 def decode(table: str, record: Mapping[str, Any], coords: Coordinates) -> Change:
     """A stream record of either shape → Change (raises MalformedRecordError)."""
+    # dict checks, not Mapping: records come from orjson and abc checks cost on the hot path
     ddb = record.get("dynamodb")
-    if not isinstance(ddb, Mapping):
+    if type(ddb) is not dict:
         raise MalformedRecordError("record has no dynamodb object")
     name = record.get("eventName")
     if name not in EVENT_NAMES:
         raise MalformedRecordError(f"eventName {name!r} is not INSERT, MODIFY or REMOVE")
     keys = ddb.get("Keys")
-    if not isinstance(keys, Mapping) or not keys:
+    if type(keys) is not dict or not keys:
         raise MalformedRecordError("record has no dynamodb.Keys")
     event_id = record.get("eventID")
-    if not isinstance(event_id, str) or not event_id:
+    if type(event_id) is not str or not event_id:
         raise MalformedRecordError("record has no eventID")
     old, new = ddb.get("OldImage"), ddb.get("NewImage")
     ident = record.get("userIdentity")
-    principal = ident.get("principalId") if isinstance(ident, Mapping) else None
+    principal = ident.get("principalId") if type(ident) is dict else None
     seq = ddb.get("SequenceNumber")
     size = ddb.get("SizeBytes")
     return Change(
-        coords=coords, table=table, event_id=event_id, event_name=name,
-        event_time_us=event_time_us(record),
-        source_sequence_number=seq if isinstance(seq, str) else None,
-        keys=keys,
-        old_image=old if isinstance(old, Mapping) else None,
-        new_image=new if isinstance(new, Mapping) else None,
-        user_identity=principal if isinstance(principal, str) else None,
-        is_ttl_delete=is_ttl_delete(record),
-        size_bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        coords, table, event_id, name, event_time_us(record),
+        seq if type(seq) is str else None,
+        keys, key_string(keys),
+        old if type(old) is dict else None,
+        new if type(new) is dict else None,
+        principal if type(principal) is str else None,
+        principal is not None and name == "REMOVE" and is_ttl_delete(record),
+        size if type(size) is int else None,
     )
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch is converted.
+
+    Decoding allocates millions of small acyclic dicts and lists that live until the
+    batch is written; each full collection would walk all of them again, which cost
+    more than the conversion itself (measured: ~2x). Reference counting still frees
+    everything; collection resumes right after.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # -- plain JSON of images ------------------------------------------------------
@@ -212,5 +233,3 @@ def keys_json(change: Change) -> str:
     return canonical_keys(change.keys)
 
 
-def key_text(change: Change) -> str:
-    return key_string(change.keys)

@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 
 from lake.curate.columns import ColumnType, build_column
 from lake.curate.decode import Change, changed_attributes, keys_json, plain_json
-from lake.records import key_string
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ def changes_table(changes: Sequence[Change]) -> pa.Table:
         pa.array([c.coords.shard_id for c in changes], pa.string()),
         pa.array([c.source_sequence_number for c in changes], pa.string()),
         pa.array([keys_json(c) for c in changes], pa.string()),
-        pa.array([key_string(c.keys) for c in changes], pa.string()),
+        pa.array([c.key for c in changes], pa.string()),
         pa.array([plain_json(c.old_image) for c in changes], pa.string()),
         pa.array([plain_json(c.new_image) for c in changes], pa.string()),
         pa.array([changed_attributes(c) for c in changes], pa.list_(pa.string())),
@@ -179,7 +178,7 @@ def history_table(changes: Sequence[Change], existing: HistorySchema) -> History
         pa.array([c.event_time_us for c in changes], TS),
         pa.array([c.padded_sequence for c in changes], pa.string()),
         pa.array([c.coords.shard_id for c in changes], pa.string()),
-        pa.array([key_string(c.keys) for c in changes], pa.string()),
+        pa.array([c.key for c in changes], pa.string()),
         pa.array([c.is_ttl_delete for c in changes], pa.bool_()),
     ]
     names = list(HISTORY_META.names)

@@ -60,31 +60,28 @@ def test_throttled_partition_fails_from_the_retry_point_without_duplicates(setti
     ensure_bucket(healthy, settings.bucket, settings.region)
     flaky = Clients(settings)
     refused = throttle_puts_for(flaky, "/hour=01/")
-    bad_arn = stream_record(3, t=T0 + 10)
-    del bad_arn["eventSourceARN"]  # malformed, after the throttled partition: not quarantined yet
-    ev = event(stream_record(0, t=T0), stream_record(1, t=T0 + 3600), stream_record(2, t=T0 + 7200), bad_arn)
-    ev["Records"][3], ev["Records"][1] = ev["Records"][1], ev["Records"][3]  # order: 0, 3(bad), 1, 2
+    malformed = stream_record(2, t=T0 + 3700)
+    del malformed["eventSourceARN"]  # to quarantine; its seq is after the throttled partition's
+    # stream (= sequence) order: hour 00, hour 01 (throttled), malformed, hour 02
+    ev = event(stream_record(0, t=T0), stream_record(1, t=T0 + 3600), malformed, stream_record(3, t=T0 + 7200))
     seqs = [r["dynamodb"]["SequenceNumber"] for r in ev["Records"]]
 
     stream_archiver.configure(settings, flaky)
     try:
         response = stream_archiver.lambda_handler(copy.deepcopy(ev), None)
         assert refused  # the hour=01 put really was refused
-        # seq order: 0 (hour 00, written), 1 (hour 01, throttled), 2 (hour 02), 3 (quarantine): 1.. retried
-        assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [seqs[2], seqs[3], seqs[1]]
-        assert [r["eventID"] for o in raw_objects(settings, healthy).values() for _, r in o["lines"]] == [
-            ev["Records"][0]["eventID"]]
-        assert quarantined(settings, healthy) == []  # past the retry point: not written twice later
+        # Lambda retries from the lowest failure, so everything from there on is reported and left unwritten
+        assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == seqs[1:]
+        archived = [r for o in raw_objects(settings, healthy).values() for _, r in o["lines"]]
+        assert archived == ev["Records"][:1]
+        assert quarantined(settings, healthy) == []
 
         stream_archiver.configure(settings, healthy)
-        retry = {"Records": [r for r in copy.deepcopy(ev["Records"])
-                             if r["dynamodb"]["SequenceNumber"] >= min(
-                                 f["itemIdentifier"] for f in response["batchItemFailures"])]}
-        assert stream_archiver.lambda_handler(retry, None) == {"batchItemFailures": []}
-        ids = [r["eventID"] for o in raw_objects(settings, healthy).values() for _, r in o["lines"]]
-        assert sorted(ids) == sorted(ev["Records"][i]["eventID"] for i in (0, 2, 3))  # each exactly once
-        (q,) = quarantined(settings, healthy)
-        assert "eventSourceARN" in q["reason"]
+        assert stream_archiver.lambda_handler(redeliver_from(ev, response), None) == {"batchItemFailures": []}
+        archived = [r for o in raw_objects(settings, healthy).values() for _, r in o["lines"]]
+        assert sorted(r["eventID"] for r in archived) == sorted(ev["Records"][i]["eventID"] for i in (0, 1, 3))
+        (q,) = quarantined(settings, healthy)  # each record exactly once, archived or quarantined
+        assert "eventSourceARN" in q["reason"] and q["record"] == malformed
     finally:
         stream_archiver.configure()
 

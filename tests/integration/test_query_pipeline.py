@@ -89,7 +89,7 @@ def test_current_state_as_of(settings: Settings, clients: Clients) -> None:
             state[k] = new["status"]["S"]
     rows = engine.query(load_query("current_state_as_of", settings), [instant.isoformat(sep=" ")]).to_pylist()
     got = {(r["table_name"], r["key"]): json.loads(r["item"])["status"] for r in rows}
-    assert got == state and 0 < len(got)
+    assert got == state and len(got) > 0
 
 
 def test_raw_lookup_finds_the_objects_of_a_key(settings: Settings, clients: Clients) -> None:

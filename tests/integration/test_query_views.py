@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from pyarrow import fs as pafs
 
@@ -91,7 +90,7 @@ def truth_audit(changes: Sequence[Delivered], actor_attribute: str = "updated_by
             attrs = {a for a in attrs if (old or {}).get(a) != (new or {}).get(a)}
         ident = r.get("userIdentity")
         actor = (new or {}).get(actor_attribute, {}).get("S") or (ident["principalId"] if ident else None)
-        ttl = r["eventName"] == "REMOVE" and bool(ident) and ident["principalId"] == "dynamodb.amazonaws.com"
+        ttl = r["eventName"] == "REMOVE" and (ident or {}).get("principalId") == "dynamodb.amazonaws.com"
         for a in attrs:
             rows[(table_of(r), key_of(r), time_of(r), r["eventName"], a,
                   repr(expected_attr(old, a)), repr(expected_attr(new, a)), ttl, actor)] += 1
