@@ -26,7 +26,8 @@ from typing import Any
 
 import orjson
 
-from lake.archive.encode import plan_batch
+from lake.archive.encode import envelope, gzip_lines, plan_batch
+from lake.archive.keys import decode_line, iter_object_lines
 
 TARGET_MBPS = 100.0
 TARGET_RATIO = 3.0
@@ -90,6 +91,12 @@ def ours(batch: list[dict[str, Any]]) -> int:
     return sum(len(o.body) for o in plan.objects)
 
 
+def ours_unvalidated(batch: list[dict[str, Any]]) -> int:
+    """Envelope + orjson + one zlib stream, without the attribute-value validation (for the breakdown)."""
+    lines = [b'{"lake":' + orjson.dumps(envelope(r)[0]) + b',"record":' + orjson.dumps(r) + b"}" for r in batch]
+    return len(gzip_lines(lines)[0])
+
+
 def baseline(batch: list[dict[str, Any]]) -> int:
     text = "\n".join(json.dumps(r) for r in batch) + "\n"
     return len(gzip.compress(text.encode(), compresslevel=9))
@@ -106,30 +113,49 @@ def measure(fn: Callable[[list[dict[str, Any]]], int], batches: list[list[dict[s
     return best, out
 
 
+def check_round_trip(batch: list[dict[str, Any]]) -> None:
+    plan = plan_batch(batch)
+    back = [decode_line(x)[1] for o in plan.objects for x in iter_object_lines(o.body)]
+    assert back == batch, "archived lines do not parse back to the input records"
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--n", type=int, default=20_000, help="records (default 20000)")
     ap.add_argument("--batch", type=int, default=1_000, help="records per Lambda batch (default 1000)")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=5, help="runs per contender; the best counts")
     args = ap.parse_args(argv)
 
     records = make_records(args.n)
     batches = [records[i:i + args.batch] for i in range(0, len(records), args.batch)]
+    check_round_trip(batches[0])
     json_mb = sum(len(orjson.dumps(r)) for r in records) / 1e6
     print(f"{args.n} records in batches of {args.batch}, {json_mb:.1f} MB of record JSON "
           f"({json_mb * 1e6 / args.n:.0f} B/record)")
 
-    rows = []
-    for name, fn in (("lake (orjson + validate + zlib L1)", ours), ("baseline (json.dumps + gzip L9)", baseline)):
+    rows = {}
+    for name, fn in (("lake: validate + encode + gzip L1", ours),
+                     ("  (breakdown) encode + gzip L1 only", ours_unvalidated),
+                     ("baseline: json.dumps + gzip L9", baseline)):
         secs, size = measure(fn, batches, args.repeat)
-        rows.append((name, secs, size))
+        rows[name] = secs
         print(f"  {name:38s} {json_mb / secs:8.1f} MB/s  {args.n / secs:10.0f} rec/s  "
               f"{size / 1e6:6.2f} MB gz ({size / (json_mb * 1e6):.1%})")
-    ratio = rows[1][1] / rows[0][1]
-    mbps = json_mb / rows[0][1]
-    print(f"  ratio lake/baseline: {ratio:.1f}x   (targets: >= {TARGET_MBPS:.0f} MB/s, >= {TARGET_RATIO:.0f}x)")
+
+    text = b"\n".join(orjson.dumps(r) for r in records[: args.batch * 5])
+    for level in (1, 6):
+        t0 = time.perf_counter()
+        size = len(gzip_lines([text], level)[0])
+        secs = time.perf_counter() - t0
+        print(f"  gzip level {level}: {len(text) / secs / 1e6:7.1f} MB/s, {size / len(text):.1%} of the JSON")
+
+    mbps = json_mb / rows["lake: validate + encode + gzip L1"]
+    ratio = rows["baseline: json.dumps + gzip L9"] / rows["lake: validate + encode + gzip L1"]
+    ratio_enc = rows["baseline: json.dumps + gzip L9"] / rows["  (breakdown) encode + gzip L1 only"]
+    print(f"  ratio lake/baseline: {ratio:.1f}x (encode + gzip only: {ratio_enc:.1f}x)   "
+          f"targets: >= {TARGET_MBPS:.0f} MB/s and >= {TARGET_RATIO:.0f}x, on the full lake path")
     ok = mbps >= TARGET_MBPS and ratio >= TARGET_RATIO
-    print("  PASS" if ok else "  FAIL: target missed")
+    print("  PASS" if ok else f"  FAIL: target missed ({mbps:.1f} MB/s, {ratio:.1f}x)")
     return 0 if ok else 1
 
 

@@ -18,6 +18,7 @@ Targets: >= 100k events/s and >= 10x the baseline for the envelope-only selectio
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import sys
@@ -27,12 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lake.archive.encode import plan_batch  # noqa: E402
-from lake.archive.keys import RawObjectKey  # noqa: E402
-from lake.replay import MemoryStore, ReplayOptions, Selection, replay  # noqa: E402
-from lake.replay.targets import NullSender, Target  # noqa: E402
-from lake.settings import Settings  # noqa: E402
-from tests.replay_handlers import history  # noqa: E402
+from lake.archive.encode import plan_batch
+from lake.archive.keys import RawObjectKey
+from lake.replay import MemoryStore, ReplayOptions, Selection, replay
+from lake.replay.targets import NullSender, Target
+from lake.settings import Settings
+from tests.replay_handlers import history
 
 TARGET_EPS, TARGET_RATIO = 100_000, 10.0
 
@@ -85,7 +86,7 @@ def best_of(fn: Callable[[], tuple[int, int]], repeat: int) -> tuple[float, int]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=200_000, help="archived changes (default 200000)")
+    ap.add_argument("--n", type=int, default=100_000, help="archived changes (default 100000)")
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
@@ -115,8 +116,8 @@ def main() -> int:
     failed = False
     for label, sel, keep, gated in (("envelope selection (table+event+time)", sel_env, keep_env, True),
                                     ("Lambda filter pattern (parses records)", sel_pat, keep_pat, False)):
-        t_ours, n_ours = best_of(lambda sel=sel: ours(store, args.batch_size, sel), args.repeat)
-        t_base, n_base = best_of(lambda keep=keep: naive(store, args.batch_size, keep), args.repeat)
+        t_ours, n_ours = best_of(functools.partial(ours, store, args.batch_size, sel), args.repeat)
+        t_base, n_base = best_of(functools.partial(naive, store, args.batch_size, keep), args.repeat)
         if n_ours != n_base:
             print(f"MISMATCH {label}: replay selected {n_ours}, baseline {n_base}")
             failed = True

@@ -14,14 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import pandas as pd  # noqa: E402
+import pandas as pd
 
-from lake.aws.clients import Clients  # noqa: E402
-from lake.aws.embedded import EmbeddedAWS  # noqa: E402
-from lake.query.jsontext import members  # noqa: E402
-from lake.query.local import LocalEngine, s3_filesystem  # noqa: E402
-from lake.query.synthetic import curated_table, generate, redeliver, register_changes, write_lake  # noqa: E402
-from lake.settings import Settings  # noqa: E402
+from lake.aws.clients import Clients
+from lake.aws.embedded import EmbeddedAWS
+from lake.query.jsontext import members
+from lake.query.local import LocalEngine, s3_filesystem
+from lake.query.synthetic import curated_table, generate, redeliver, register_changes, write_lake
+from lake.settings import Settings
 
 
 def baseline(settings: Settings, clients: Clients, path: str) -> tuple[int, int, int]:
@@ -61,7 +61,7 @@ def local(settings: Settings, clients: Clients) -> tuple[int, int, int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--changes", type=int, default=150_000)
+    ap.add_argument("--changes", type=int, default=100_000)
     ap.add_argument("--target", type=float, default=5.0)
     args = ap.parse_args()
 
@@ -70,7 +70,7 @@ def main() -> int:
         clients = Clients(settings)
         clients.s3.create_bucket(Bucket=settings.bucket)
         t0 = time.perf_counter()
-        unique = generate(args.changes, keys_per_table=max(100, args.changes // 8), seed=1)
+        unique = generate(args.changes, keys_per_table=max(100, args.changes // 8), seed=1, steps=(0, 1, 2, 5))
         dupes = redeliver(unique, fraction=0.05)
         base = f"{settings.bucket}/{settings.zone_prefix('curated')}changes"
         fs = s3_filesystem(settings)

@@ -56,13 +56,16 @@ def history(table: str = "orders", items: int = 5, changes: int = 4, seed: int =
     left = {f"item#{i:03d}": changes for i in range(items)}
     out: list[dict[str, Any]] = []
     seq, t = start_seq, t0
-    while left:
-        pk = rnd.choice(sorted(left))
+    alive = sorted(left)
+    while alive:
+        at = rnd.randrange(len(alive))
+        pk = alive[at]
         sk = "v0"
         old = state.get(pk)
         n = changes - left[pk]
         if old is None:
-            new = {"status": {"S": "new"}, "n": {"N": str(n)}, "amount": {"N": "12345678901234567890.123456789"}}
+            new: dict[str, Any] = {"status": {"S": "new"}, "n": {"N": str(n)},
+                                   "amount": {"N": "12345678901234567890.123456789"}}
             out.append(make_record(table, pk, sk, "INSERT", seq, t, new=new, label=label))
             state[pk] = new
         elif left[pk] == 1 and rnd.random() < 0.4:
@@ -75,7 +78,8 @@ def history(table: str = "orders", items: int = 5, changes: int = 4, seed: int =
             state[pk] = new
         left[pk] -= 1
         if not left[pk]:
-            del left[pk]
+            alive[at] = alive[-1]  # swap-remove: O(1), big histories stay fast to generate
+            alive.pop()
         seq += rnd.randint(1, 5000)
         t += step_s
     return out
@@ -117,8 +121,9 @@ class PowertoolsConsumer:
         self.responses: list[dict[str, Any]] = []
 
     def record_handler(self, record: DynamoDBRecord) -> None:
-        if self.fail.get(record.event_id, 0) > 0:
-            self.fail[record.event_id] -= 1
+        event_id = record.event_id or ""
+        if self.fail.get(event_id, 0) > 0:
+            self.fail[event_id] -= 1
             raise ValueError(f"injected failure for {record.event_id}")
         assert record.dynamodb is not None and record.dynamodb.sequence_number
         self.processed.append(record.event_id or "")
@@ -164,6 +169,7 @@ def install_invoke_shim(client: Any, functions: Mapping[str, Callable[[dict[str,
     serialised by botocore as for AWS, then answered here: the handler's return value as the
     payload, an exception as ``FunctionError: Unhandled`` with Lambda's error JSON. Returns
     the list that receives each request payload (bytes)."""
+    from botocore.awsrequest import AWSResponse
     from botocore.response import StreamingBody
 
     from lake.replay.targets import LambdaContext
@@ -188,7 +194,7 @@ def install_invoke_shim(client: Any, functions: Mapping[str, Callable[[dict[str,
             out = orjson.dumps({"errorMessage": str(e), "errorType": type(e).__name__})
             parsed["FunctionError"] = "Unhandled"
         parsed["Payload"] = StreamingBody(io.BytesIO(out), len(out))
-        return None, parsed
+        return AWSResponse("http://local-invoke", 200, {}, None), parsed
 
     client.meta.events.register("before-call.lambda.Invoke", answer)
     return payloads

@@ -6,7 +6,8 @@
 -- Partition `table` uses an enum projection over the configured source tables: `injected`
 -- would make every query name its tables in WHERE (an audit trail across all tables could
 -- not be written), and the list is known whenever the DDL is rendered; adding a source
--- table means re-rendering and re-applying this statement (`lake up` does).
+-- table means re-rendering and re-applying this statement (`lake up` does). Athena advises
+-- enum projections of at most a few dozen values, far above a lake's source-table count.
 --
 -- Images (Keys, NewImage, OldImage) are `string` columns holding the DynamoDB JSON text:
 -- their shape differs per table and item, and N values stay exact 38-digit strings. The

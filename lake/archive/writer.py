@@ -69,6 +69,7 @@ def put_object(settings: Settings, clients: Clients, obj: RawObject) -> None:
     try:
         clients.s3.put_object(
             Bucket=settings.bucket, Key=obj.key.render(), Body=obj.body,
+            # No Content-Encoding: gzip, or HTTP clients would inflate the body behind our back.
             ContentType="application/gzip", Metadata=obj.metadata(),
         )
     except (ClientError, BotoCoreError) as e:

@@ -39,9 +39,12 @@ log = logging.getLogger(__name__)
 RAW_TABLE = "raw_changes"
 _RECORD_MARK = b',"record":'
 
-# The exact-text fallback runs in Python only when DuckDB's own rendering of a member
-# may have rounded a number (a digit followed by '.', 'e' or 'E'), or when the member
-# name cannot be written in a DuckDB JSON path.
+# DuckDB renders a member by re-serialising it, which can round a non-integer number
+# (through a double) or drop a trailing zero. Its text is kept when it provably equals
+# the original literal: no digit followed by '.', 'e' or 'E' in it, or the document
+# holds exactly `"name":<text>` followed by ',' or '}' (compact JSON, as the curated
+# zone writes). Otherwise, and for names a DuckDB JSON path cannot spell, Python slices
+# the original text (lake.query.jsontext).
 _MEMBER_MACRO = f"""
 CREATE OR REPLACE MACRO {dialect.JSON_MEMBER_FUNCTION}(doc, name) AS (
   CASE
@@ -55,8 +58,10 @@ _CHECKED_MACRO = """
 CREATE OR REPLACE MACRO lake_json_member_checked(doc, name, fast) AS (
   CASE
     WHEN fast IS NULL THEN NULL
-    WHEN regexp_matches(fast, '[0-9][.eE]') THEN lake_json_member_exact(doc, name)
-    ELSE fast
+    WHEN NOT regexp_matches(fast, '[0-9][.eE]') THEN fast
+    WHEN contains(doc, '"' || name || '":' || fast || ',') THEN fast
+    WHEN ends_with(doc, '"' || name || '":' || fast || '}') THEN fast
+    ELSE lake_json_member_exact(doc, name)
   END
 )
 """
@@ -290,3 +295,20 @@ def split_raw_line(line: bytes) -> tuple[dict[str, Any], str]:
     if not isinstance(lake, dict):
         raise QueryError(f"raw line has no lake envelope: {line[:80]!r}")
     return lake, line[cut + len(_RECORD_MARK):-1].decode()
+
+
+def demo_tables(settings: Settings, clients: Clients | None = None, limit: int = 5) -> dict[str, pa.Table]:
+    """For ``lake demo``: the latest audit-trail rows and the change volume, locally."""
+    engine = LocalEngine(settings, clients)
+    try:
+        return {
+            "audit_trail": engine.query(
+                "SELECT table_name, key, event_time, event_name, attribute, old_value, new_value, actor "
+                f"FROM audit_trail ORDER BY event_time DESC, sequence_number DESC LIMIT {int(limit)}"
+            ),
+            "change_volume": engine.query(
+                "SELECT table_name, hour, event_name, changes FROM change_volume ORDER BY hour, table_name, event_name"
+            ),
+        }
+    finally:
+        engine.close()

@@ -83,6 +83,7 @@ def generate(
     shards: int = 2,
     seed: int = 7,
     start: datetime = datetime(2024, 5, 1, 22, 0, tzinfo=UTC),
+    steps: Sequence[int] = (0, 1, 1, 2, 5, 30, 600, 3600),
 ) -> list[Delivered]:
     """``n_changes`` unique changes over a few days, each with its Kinesis coordinates.
 
@@ -125,7 +126,7 @@ def generate(
         else:
             state[k] = new
         # mostly one change per second, sometimes several in the same second
-        t += rng.choice((0, 1, 1, 2, 5, 30, 600, 3600))
+        t += rng.choice(steps)  # seconds between changes
         shard = sum(map(ord, f"{table}|{k[1]}")) % shards
         seq_by_shard[shard] += rng.randint(1, 1000)
         ddb: dict[str, Any] = {
@@ -230,7 +231,7 @@ def write_lake(table: pa.Table, filesystem: pafs.FileSystem, base: str, file_nam
                rows_per_file: int | None = None) -> list[str]:
     """Write ``table`` as ``base/table_name=…/dt=…/<file_name>-N.parquet``; returns the partition dirs."""
     parts: list[str] = []
-    for (tname, day), group in _groups(table):
+    for (tname, day), group in _groups(table.sort_by([("table_name", "ascending"), ("dt", "ascending")])):
         directory = f"{base.rstrip('/')}/table_name={tname}/dt={day}"
         filesystem.create_dir(directory, recursive=True)
         body = group.drop_columns(["table_name", "dt"])
@@ -243,13 +244,13 @@ def write_lake(table: pa.Table, filesystem: pafs.FileSystem, base: str, file_nam
 
 
 def _groups(table: pa.Table) -> list[tuple[tuple[str, str], pa.Table]]:
-    import pyarrow.compute as pc
-
-    pairs = table.select(["table_name", "dt"]).group_by(["table_name", "dt"]).aggregate([]).to_pylist()
-    out = []
-    for p in sorted(pairs, key=lambda x: (x["table_name"], x["dt"])):
-        mask = pc.and_(pc.equal(table["table_name"], p["table_name"]), pc.equal(table["dt"], p["dt"]))
-        out.append(((p["table_name"], p["dt"]), table.filter(mask)))
+    """Runs of equal (table_name, dt) in a table sorted by them."""
+    names, days = table.column("table_name").to_pylist(), table.column("dt").to_pylist()
+    out, start = [], 0
+    for i in range(1, len(names) + 1):
+        if i == len(names) or (names[i], days[i]) != (names[start], days[start]):
+            out.append(((names[start], days[start]), table.slice(start, i - start)))
+            start = i
     return out
 
 

@@ -4,9 +4,11 @@ partial failures as Lambda does, checkpoint, report."""
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,8 @@ from lake.replay.source import (
     ObjectStore,
     ReadStats,
     S3Store,
-    iter_changes,
+    iter_change_chunks,
     list_objects,
-    position_key,
 )
 from lake.replay.targets import LAMBDA_MAX_RECORDS, Sender, Target, event_payload, open_sender
 from lake.settings import Settings
@@ -30,6 +31,7 @@ from lake.settings import Settings
 log = logging.getLogger(__name__)
 
 _ENVELOPE_BYTES = len(b'{"Records":[]}')
+_POS, _SEQ = operator.itemgetter(7), operator.itemgetter(1)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,30 @@ def iter_batches(changes: Iterable[Change], size: int, max_bytes: int | None) ->
         yield batch
 
 
+def batch_chunks(chunks: Iterable[list[Change]], size: int, max_bytes: int | None) -> Iterator[list[Change]]:
+    """:func:`iter_batches` over lists of changes: slices instead of a per-change loop when
+    only the count limits a batch (the payload limit needs each record's size)."""
+    if max_bytes is not None:
+        yield from iter_batches(chain.from_iterable(chunks), size, max_bytes)
+        return
+    pending: list[Change] = []
+    for chunk in chunks:
+        i = 0
+        if pending:
+            i = size - len(pending)
+            pending.extend(chunk[:i])
+            if len(pending) < size:
+                continue
+            yield pending
+            pending = []
+        while len(chunk) - i >= size:
+            yield chunk[i:i + size]
+            i += size
+        pending = chunk[i:]
+    if pending:
+        yield pending
+
+
 def _refuse_remote(settings: Settings, target: Target, options: ReplayOptions) -> None:
     if options.dry_run or not target.is_remote or settings.is_local or options.yes:
         return
@@ -196,8 +222,8 @@ def replay(
         if progress:
             progress(ProgressUpdate(stats.objects_read, stats.objects_total, sent, batches, len(failures)))
 
-    changes = iter_changes(store, objects, selection, after=cp.positions, stats=stats,
-                           on_object=report_progress if progress else None)
+    chunks = iter_change_chunks(store, objects, selection, after=cp.positions, stats=stats,
+                                on_object=report_progress if progress else None)
     sent = batches = retries = selected = 0
     failures: list[Failure] = []
     sample: list[dict[str, Any]] = []
@@ -206,7 +232,7 @@ def replay(
         from lake.replay.targets import LAMBDA_MAX_PAYLOAD
 
         max_bytes = LAMBDA_MAX_PAYLOAD if target.kind == "lambda" else None
-        for batch in iter_batches(changes, options.batch_size, max_bytes):
+        for batch in batch_chunks(chunks, options.batch_size, max_bytes):
             batches += 1
             selected += len(batch)
             for c in batch[: max(0, options.sample_size - len(sample))]:
@@ -223,15 +249,14 @@ def replay(
 
     def acknowledge(done: Sequence[Change]) -> None:
         nonlocal sent
-        for c in done:
-            cp.positions[position_key(c.table, c.shard)] = c.seq
+        cp.positions.update(zip(map(_POS, done), map(_SEQ, done), strict=True))  # the last one wins
         sent += len(done)
         cp.events_sent += len(done)
         if use_checkpoint:
             cp.save()
 
     try:
-        for batch in iter_batches(changes, options.batch_size, out.max_payload_bytes):
+        for batch in batch_chunks(chunks, options.batch_size, out.max_payload_bytes):
             selected += len(batch)
             if options.rate:
                 wait = started + sent / options.rate - time.monotonic()
@@ -260,8 +285,7 @@ def replay(
                                 len(pending), target.render(), attempts, result.reason)
                     # reported (here and in the checkpoint), so the replay moves past them,
                     # as Lambda does once its retries are exhausted
-                    for c in pending:
-                        cp.positions[position_key(c.table, c.shard)] = c.seq
+                    cp.positions.update(zip(map(_POS, pending), map(_SEQ, pending), strict=True))
                     if use_checkpoint:
                         cp.save()
                     break

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -201,9 +201,3 @@ class Selection:
         text = orjson.dumps([self.describe(), *extra], option=orjson.OPT_SORT_KEYS)
         return hashlib.sha256(text).hexdigest()[:16]
 
-
-def iter_days(first: date, last: date) -> Iterator[date]:
-    d = first
-    while d <= last:
-        yield d
-        d += timedelta(days=1)

@@ -20,16 +20,21 @@ read the same layout from files or bytes (tests, benchmarks, a copied archive).
 
 from __future__ import annotations
 
+import gzip
 import heapq
 import operator
+import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from lake.archive.keys import ForeignKeyError, RawObjectKey, iter_object_lines, partition_prefix, zone_prefix
+from lake.archive.keys import ForeignKeyError, RawObjectKey, partition_prefix, zone_prefix
 from lake.errors import MalformedRecordError
 from lake.replay.selection import Selection
 
@@ -131,6 +136,7 @@ class Change(NamedTuple):
     event: str  # INSERT | MODIFY | REMOVE
     table: str
     shard: str  # the raw zone's shard token (stream label)
+    pos: str  # position_key(table, shard): the checkpoint's name for this stream
     record: bytes  # the stream record's JSON, never re-serialised
 
     def coordinates(self) -> dict[str, Any]:
@@ -178,38 +184,77 @@ def split_line(line: bytes) -> tuple[dict[str, Any], bytes]:
     return orjson.loads(line[8:at]), line[at + 10:-1]
 
 
+def fetch(store: ObjectStore, obj: RawObjectKey) -> bytes:
+    """An object's JSON lines, un-gzipped (zlib releases the GIL: this runs in prefetch threads)."""
+    body = store.get(obj.render())
+    if body[:2] == b"\x1f\x8b":
+        try:
+            body = gzip.decompress(body)
+        except (OSError, EOFError, zlib.error) as e:
+            raise MalformedRecordError(f"{obj.render()}: not valid gzip: {e}") from None
+    return body
+
+
+def _prefetched(pool: ThreadPoolExecutor, store: ObjectStore, objs: Iterable[RawObjectKey],
+                depth: int) -> Iterator[tuple[RawObjectKey, bytes]]:
+    """``(object, lines)`` in order, with up to ``depth`` objects fetched and unzipped ahead
+    (S3 GETs are latency-bound; locally, unzipping overlaps the parsing)."""
+    it = iter(objs)
+    ahead: deque[tuple[RawObjectKey, Future[bytes]]] = deque(
+        (o, pool.submit(fetch, store, o)) for o in islice(it, depth))
+    while ahead:
+        obj, fut = ahead.popleft()
+        nxt = next(it, None)
+        if nxt is not None:
+            ahead.append((nxt, pool.submit(fetch, store, nxt)))
+        yield obj, fut.result()
+
+
 def read_object(
     store: ObjectStore, obj: RawObjectKey, selection: Selection,
-    after: Mapping[str, int] | None = None,
+    after: Mapping[str, int] | None = None, body: bytes | None = None,
 ) -> list[Change]:
-    """The selected changes of one object. ``after`` maps :func:`position_key` → last sequence
-    number already replayed (a checkpoint): those and older are skipped."""
-    floor = after.get(position_key(obj.table, obj.shard), -1) if after else -1
+    """The selected changes of one object, in the object's order. ``after`` maps
+    :func:`position_key` → the last sequence number already replayed (a checkpoint):
+    those and older are skipped.
+
+    This loop is the replay's hot path (benchmarks/bench_replay.py): the envelope is the
+    only JSON parsed unless a filter pattern needs the record, and the selection's checks
+    are inlined (``split_line`` and ``iter_object_lines``, unrolled)."""
+    pos = position_key(obj.table, obj.shard)
+    floor = after.get(pos, -1) if after else -1
     table, shard = obj.table, obj.shard
-    match_env = selection.envelope_matches
-    need_record = selection.needs_record
+    since, until = selection.since_us, selection.until_us
+    keys = selection.keys or None
+    names = selection.event_names or None
+    need_record, record_ok = selection.needs_record, selection.record_matches
+    if body is None:
+        body = fetch(store, obj)
     out: list[Change] = []
     append = out.append
     loads = orjson.loads
-    for line in iter_object_lines(store.get(obj.render())):
-        # split_line, inlined: this loop is the replay's hot path (benchmarks/bench_replay.py)
-        if line[-1] != 125:  # b"}"
+    make = tuple.__new__  # NamedTuple's own __new__ is a Python function: measurably slower here
+    for line in body.split(b"\n"):
+        if not line or line[-1] != 125:  # 125 = b"}"
             line = line.rstrip()
+            if not line:
+                continue
         at = line.find(_RECORD_SEP)
         if at < 0 or line[-1] != 125 or not line.startswith(_LAKE_HEAD):
-            raise MalformedRecordError(f"{obj.render()}: a line is not {{\"lake\":{{...}},\"record\":{{...}}}}")
+            raise MalformedRecordError(f'{obj.render()}: a line is not {{"lake":{{...}},"record":{{...}}}}')
         env = loads(line[8:at])
         try:
             seq = int(env["seq"])
             key, event, t = env["key"], env["event"], env["t"]
         except (KeyError, TypeError, ValueError) as e:
             raise MalformedRecordError(f"{obj.render()}: envelope {env!r} lacks {e}") from None
-        if seq <= floor or not match_env(key, event, t):
+        if seq <= floor or (since is not None and t < since) or (until is not None and t >= until) \
+                or (keys is not None and key not in keys) or (names is not None and event not in names):
             continue
         rec = line[at + 10:-1]
-        if need_record and not selection.record_matches(loads(rec)):
+        if need_record and not record_ok(loads(rec)):
             continue
-        append(Change(t, seq, env.get("id") or "", key, event, table, shard, rec))
+        append(make(Change, (t, seq, env.get("id") or "", key, event, table, shard, pos, rec)))
     return out
 
 
@@ -220,25 +265,44 @@ class ReadStats:
     duplicates: int = 0
 
 
-def iter_changes(
+def _dedupe(changes: list[Change], stats: ReadStats) -> list[Change]:
+    """Drop second copies (same sequence number and eventID, adjacent once sorted)."""
+    if len({c[2] for c in changes}) == len(changes):
+        return changes  # the usual case, checked at C speed
+    out: list[Change] = []
+    prev_seq, prev_id = -1, None
+    for c in changes:
+        if c[1] == prev_seq and c[2] == prev_id:
+            stats.duplicates += 1
+            continue
+        prev_seq, prev_id = c[1], c[2]
+        out.append(c)
+    return out
+
+
+def iter_change_chunks(
     store: ObjectStore,
     objects: Iterable[RawObjectKey],
     selection: Selection,
     after: Mapping[str, int] | None = None,
     stats: ReadStats | None = None,
     on_object: Callable[[RawObjectKey], None] | None = None,
-) -> Iterator[Change]:
-    """Selected changes of ``objects`` in stream order, deduplicated (see the module doc)."""
+    merge_chunk: int = 1000,
+    prefetch: int = 4,
+) -> Iterator[list[Change]]:
+    """Selected changes of ``objects`` in stream order, deduplicated (see the module doc),
+    as lists (one per cluster of overlapping objects) so batching can slice, not loop.
+    ``prefetch`` objects per stream are fetched ahead on a small thread pool."""
     stats = stats if stats is not None else ReadStats()
     by_shard: dict[tuple[str, str], list[RawObjectKey]] = {}
     for obj in objects:
         by_shard.setdefault((obj.table, obj.shard), []).append(obj)
     stats.objects_total += sum(len(v) for v in by_shard.values())
 
-    def shard_stream(objs: list[RawObjectKey]) -> Iterator[Change]:
+    def shard_chunks(objs: list[RawObjectKey]) -> Iterator[list[Change]]:
         objs.sort(key=lambda o: (int(o.first_seq), int(o.last_seq)))
+        bodies = _prefetched(pool, store, objs, prefetch)
         i = 0
-        prev_seq, prev_id = -1, ""
         while i < len(objs):
             # a cluster: objects whose sequence ranges overlap must be sorted together
             cluster_end = int(objs[i].last_seq)
@@ -247,26 +311,41 @@ def iter_changes(
                 cluster_end = max(cluster_end, int(objs[j].last_seq))
                 j += 1
             changes: list[Change] = []
-            for obj in objs[i:j]:
-                changes.extend(read_object(store, obj, selection, after))
+            for _ in range(j - i):
+                obj, body = next(bodies)
+                changes.extend(read_object(store, obj, selection, after, body))
                 stats.objects_read += 1
                 if on_object:
                     on_object(obj)
             changes.sort(key=_SEQ)  # stable, and linear on the usual already-sorted input
-            for c in changes:
-                if c.seq == prev_seq and c.id == prev_id:
-                    stats.duplicates += 1
-                    continue
-                prev_seq, prev_id = c.seq, c.id
-                yield c
+            if changes:
+                yield _dedupe(changes, stats)
             i = j
 
-    streams = [shard_stream(objs) for _, objs in sorted(by_shard.items())]
-    if len(streams) == 1:
-        yield from streams[0]
-    elif streams:
-        yield from heapq.merge(*streams, key=_TIME)
+    pool = ThreadPoolExecutor(max_workers=max(1, prefetch), thread_name_prefix="replay-fetch")
+    try:
+        streams = [shard_chunks(objs) for _, objs in sorted(by_shard.items())]
+        if len(streams) == 1:
+            yield from streams[0]
+        elif streams:
+            merged = heapq.merge(*(chain.from_iterable(s) for s in streams), key=_TIME)
+            while chunk := list(islice(merged, merge_chunk)):
+                yield chunk
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def iter_changes(
+    store: ObjectStore,
+    objects: Iterable[RawObjectKey],
+    selection: Selection,
+    after: Mapping[str, int] | None = None,
+    stats: ReadStats | None = None,
+) -> Iterator[Change]:
+    """:func:`iter_change_chunks`, one change at a time."""
+    return chain.from_iterable(iter_change_chunks(store, objects, selection, after, stats))
 
 
 _SEQ = operator.itemgetter(1)
 _TIME = operator.itemgetter(0)
+_POS = operator.itemgetter(7)

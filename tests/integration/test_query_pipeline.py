@@ -16,7 +16,7 @@ from lake.aws.clients import Clients
 from lake.aws.provision import ensure_bucket, ensure_glue_database
 from lake.curate import curate
 from lake.fanout import envelope
-from lake.query.local import LocalEngine
+from lake.query.local import LocalEngine, demo_tables
 from lake.query.sqlfiles import load_query
 from lake.query.synthetic import Delivered, generate, redeliver
 from lake.records import partition_key, table_from_arn
@@ -66,6 +66,9 @@ def test_views_on_a_pipeline_lake_match_ground_truth(settings: Settings, clients
     n = engine.query("SELECT count(*) AS n FROM changes").column("n")[0].as_py()
     assert n == len(unique) + len(dupes)
     assert_views_match(engine, unique)
+    demo = demo_tables(settings, clients, limit=3)
+    assert demo["audit_trail"].num_rows == 3
+    assert sum(demo["change_volume"].column("changes").to_pylist()) == len(unique)
 
 
 def test_current_state_as_of(settings: Settings, clients: Clients) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from lake.archive.encode import check_attribute_map, encode_record, plan_batch
-from lake.archive.keys import decode_line, iter_object_lines
+from lake.archive.encode import check_attribute_map, encode_record, images_valid_fast, plan_batch
+from lake.archive.keys import decode_line, iter_object_lines, record_bytes
 from lake.errors import MalformedRecordError
 from tests.conftest import load_event
 from tests.events.factories import T0, large_item, nested_item, stream_record
@@ -170,7 +170,10 @@ def test_old_image_values_equal_to_new_are_not_trusted_blindly() -> None:
     (lambda r: r.update(eventName="UPSERT"), "eventName"),
     (lambda r: r["dynamodb"].update(StreamViewType="ALL"), "StreamViewType"),
     (lambda r: r["dynamodb"]["Keys"].update(pk={"SS": ["a"]}), "key attribute of type SS"),
+    (lambda r: r["dynamodb"]["Keys"].update(pk={"S": 5}), "dynamodb.Keys.pk: S value"),
+    (lambda r: r["dynamodb"]["Keys"].update(pk={"Q": "5"}), "dynamodb.Keys.pk: unknown DynamoDB type tag 'Q'"),
     (lambda r: r["dynamodb"].update(SequenceNumber="1" * 41), "40 digits"),
+    (lambda r: r["dynamodb"].update(SequenceNumber="\u0661\u0662"), "not ASCII decimal"),
 ])
 def test_malformed_records_rejected_with_reason(mutate: Any, reason: str) -> None:
     rec = stream_record(1)
@@ -180,3 +183,93 @@ def test_malformed_records_rejected_with_reason(mutate: Any, reason: str) -> Non
     (rej,) = plan.rejected
     assert rej.index == 1 and reason in rej.reason, rej.reason
     assert rej.record is rec
+
+
+FAST_CASES: list[dict[str, Any]] = [
+    load_event("ddbAllTypes.json")["Records"][0]["dynamodb"]["NewImage"],
+    nested_item(31),
+    {"pk": {"S": '{"S":"x"} "quoted" \\'}, "NewImage": {"M": {"OldImage": {"S": "{"}}}},  # marker names inside
+    {"a": {"S": "x", "N": "1"}},
+    {"a": {"M": {"b": {"S": "x"}, "c": "plain"}}},
+    {"a": {"L": ["x"]}},
+    {"a": {"L": [{"N": "1e5"}, {"N": "-.5"}, {"N": "1x"}]}},
+    {"a": {"NS": ["1", "2"]}, "b": {"BS": ["AA=="]}, "c": {"SS": []}},
+    {"a": {"BOOL": 1}},
+    {"a": {"NULL": True}, "b": {"NULL": False}},
+    {"a": {"B": "AA==", "S": "x"}},
+    {"a": {"M": {}}, "b": {"L": []}},
+    {"S": {"S": "attribute named like a tag"}, "M": {"M": {"L": {"L": []}}}},
+    {},
+]
+
+
+@pytest.mark.parametrize("image", FAST_CASES)
+def test_fast_validation_never_accepts_what_the_walk_refuses(image: dict[str, Any]) -> None:
+    rec = stream_record(1, event="INSERT", new=image)
+    body = orjson.dumps(rec)
+    try:
+        check_attribute_map(image, "img")
+        walk_ok = True
+    except MalformedRecordError:
+        walk_ok = False
+    fast_ok = images_valid_fast(body, ["NewImage"])
+    assert fast_ok <= walk_ok  # "flat" proves valid
+    if "NewImage" not in orjson.dumps(image).decode():
+        assert fast_ok == walk_ok  # without marker ambiguity the two agree exactly
+    # and the encoder's verdict is the walk's, whatever the fast path said
+    if walk_ok:
+        assert orjson.loads(record_bytes(encode_record(rec).line)) == rec
+    else:
+        with pytest.raises(MalformedRecordError):
+            encode_record(rec)
+
+
+def _mutations(seed: int, count: int) -> list[dict[str, Any]]:
+    """Random small corruptions of a valid item (fixed seed: the same cases every run)."""
+    import random
+
+    rng = random.Random(seed)
+    junk: list[Any] = [1, 1.5, True, False, None, "x", "1e", [], {}, ["a"], [1], {"S": "x"}, {"Q": "x"},
+                       {"N": "x"}, {"B": "!"}, {"NULL": 1}, {"BOOL": 0}, {"S": "x", "N": "1"}]
+    out = []
+    for _ in range(count):
+        item = copy.deepcopy(nested_item(4) | load_event("ddbAllTypes.json")["Records"][0]["dynamodb"]["NewImage"])
+        # walk to a random attribute value and replace its tag, its value or itself
+        parent: Any = item
+        key: Any = rng.choice(sorted(item))
+        for _ in range(rng.randrange(4)):
+            av = parent[key]
+            if not isinstance(av, dict) or len(av) != 1:
+                break
+            ((tag, val),) = av.items()
+            if tag == "M" and val:
+                parent, key = val, rng.choice(sorted(val))
+            elif tag == "L" and val:
+                parent, key = val, rng.randrange(len(val))
+            else:
+                break
+        what = rng.randrange(3)
+        if what == 0:
+            parent[key] = rng.choice(junk)
+        elif what == 1 and isinstance(parent[key], dict) and len(parent[key]) == 1:
+            ((tag, val),) = parent[key].items()
+            parent[key] = {rng.choice(["S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL", "X"]): val}
+        elif isinstance(parent[key], dict) and len(parent[key]) == 1:
+            ((tag, _),) = parent[key].items()
+            parent[key] = {tag: rng.choice(junk)}
+        out.append(item)
+    return out
+
+
+def test_fast_validation_agrees_with_the_walk_on_random_corruptions() -> None:
+    verdicts = {True: 0, False: 0}
+    for image in _mutations(seed=3, count=400):
+        try:
+            check_attribute_map(image, "img")
+            walk_ok = True
+        except MalformedRecordError:
+            walk_ok = False
+        body = orjson.dumps(stream_record(1, event="INSERT", new=image))
+        assert images_valid_fast(body, ["NewImage"]) == walk_ok, image
+        verdicts[walk_ok] += 1
+    assert verdicts[True] > 10 and verdicts[False] > 100  # the corpus exercises both sides

@@ -257,9 +257,13 @@ def test_refuses_non_local_targets_without_confirmation(settings: Settings) -> N
     with pytest.raises(ConfigError, match="--yes"):
         replay(settings, Selection(), "lambda:prod-fn", store=store)
     asked: list[str] = []
+
+    def decline(message: str) -> bool:
+        asked.append(message)
+        return False
+
     with pytest.raises(ConfigError, match="refusing"):
-        replay(settings, Selection(), "sqs:q", ReplayOptions(confirm=lambda m: asked.append(m) is not None),
-               store=store)
+        replay(settings, Selection(), "sqs:q", ReplayOptions(confirm=decline), store=store)
     assert asked and "sqs:q" in asked[0]
     # confirmed: it goes ahead (to an injected sender, so no AWS is touched)
     from lake.replay.targets import NullSender

@@ -77,7 +77,7 @@ def test_partitions_follow_the_time_range() -> None:
 
 def _change(i: int, key: str = "pk=A|sk=1", size: int = 10) -> Change:
     record = orjson.dumps({"eventID": f"e{i}", "pad": "x" * size, "dynamodb": {"SequenceNumber": str(i)}})
-    return Change(i, i, f"e{i}", key, "INSERT", "orders", "s", record)
+    return Change(i, i, f"e{i}", key, "INSERT", "orders", "s", "orders/s", record)
 
 
 def test_batches_respect_size_and_payload_limit() -> None:
