@@ -38,9 +38,9 @@ def test_ttl_sweep_removes_expired_items_as_the_service(settings: Settings, clie
     prov = provision(settings, clients)
     now = time.time()
     ddb = clients.dynamodb
-    ddb.put_item(TableName="orders", Item={"pk": {"S": "old"}, "sk": {"S": "1"}, "expires_at": {"N": str(int(now) - 5)}})
-    ddb.put_item(TableName="orders", Item={"pk": {"S": "new"}, "sk": {"S": "1"}, "expires_at": {"N": str(int(now) + 999)}})
-    ddb.put_item(TableName="orders", Item={"pk": {"S": "odd"}, "sk": {"S": "1"}, "expires_at": {"S": "yesterday"}})
+    for pk, expires in (("old", {"N": str(int(now) - 5)}), ("new", {"N": str(int(now) + 999)}),
+                        ("odd", {"S": "yesterday"})):
+        ddb.put_item(TableName="orders", Item={"pk": {"S": pk}, "sk": {"S": "1"}, "expires_at": expires})
     result = {r.table: r.expired for r in sweep_ttl(settings.region, now=now)}
     assert result == {"orders": 1}
     remaining = {i["pk"]["S"] for i in ddb.scan(TableName="orders")["Items"]}
