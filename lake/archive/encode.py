@@ -6,17 +6,24 @@ strings already, so 38-digit numbers never meet a float). Lines are grouped by
 partition (table, day, hour of ApproximateCreationDateTime) and shard token, in
 batch order, and each group becomes one gzip object named by its sequence range.
 
-A record that cannot be archived is *rejected* with a reason (the writer puts it
-in quarantine); the rest of the batch goes on.
+The archive is the verbatim source of truth, not a validator of attribute values: a
+record is archived when it can be *placed* (table and shard from eventSourceARN,
+SequenceNumber, ApproximateCreationDateTime, eventName, eventID, and Keys rendered into
+the envelope's key) and serialised. Its images need only be JSON objects; an unknown
+type tag inside one is archived as delivered (the curated consumer interprets values and
+quarantines such records). A record that cannot be placed is *rejected* with a reason
+(the writer puts it in quarantine); the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import re
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -29,7 +36,6 @@ from lake.records import (
     EVENT_NAMES,
     TYPE_TAGS,
     event_time_us,
-    is_ttl_delete,
     key_string,
     sequence_number,
     sequence_sort_key,
@@ -48,6 +54,8 @@ _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 # 9999-12-31T23:59:59Z: beyond it there is no YYYY-MM-DD partition to write to.
 _MAX_US = 253_402_300_799_999_999
+_EVENT_NAMES = frozenset(EVENT_NAMES)
+_TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
 
 @dataclass(frozen=True)
@@ -109,49 +117,6 @@ class BatchPlan:
 
 def _bad(where: str, what: str) -> MalformedRecordError:
     return MalformedRecordError(f"{where}: {what}")
-
-
-# -- fast validation over the serialised record ---------------------------------
-# The Python walk below costs more than serialising and compressing together, so the
-# hot path validates the record's orjson text instead: innermost valid attribute values
-# are replaced by "@" (C-speed regex), then M/L whose members are all "@" likewise, until
-# nothing changes; a valid image is then a flat {"name":@,...}. Every substitution
-# replaces a balanced, valid attribute value, and a type tag can only be matched at a real
-# object start (inside a JSON string every quote is escaped), so "flat" proves "valid".
-# The converse does not hold (e.g. an attribute named "NewImage" inside an image makes the
-# marker ambiguous): any "no" is re-checked by the walk, which also names the bad path.
-# Possessive quantifiers (Python 3.11+): nothing to backtrack into, measurably faster here.
-_STR = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
-_NUM = rb'"-?+(?:\d++(?:\.\d*+)?+|\.\d++)(?:[eE][+-]?+\d++)?+"'
-_B64 = rb'"[A-Za-z0-9+/]*+={0,2}+"'
-_LEAF = re.compile(
-    rb'\{"(?:S":' + _STR + rb'|N":' + _NUM + rb'|B":' + _B64 + rb'|BOOL":(?:true|false)|NULL":true'
-    rb'|SS":\[(?:' + _STR + rb'(?:,' + _STR + rb')*+)?+\]|NS":\[(?:' + _NUM + rb'(?:,' + _NUM + rb')*+)?+\]'
-    rb'|BS":\[(?:' + _B64 + rb'(?:,' + _B64 + rb')*+)?+\])\}'
-)
-_NEST = re.compile(rb'\{"M":\{(?:' + _STR + rb':@(?:,' + _STR + rb':@)*)?\}\}|\{"L":\[(?:@(?:,@)*)?\]\}')
-_FLAT_ITEM = re.compile(rb'\{(?:' + _STR + rb':@(?:,' + _STR + rb':@)*)?\}')
-_IMAGES = ("Keys", "NewImage", "OldImage")
-_MARKERS = {name: b'"' + name.encode() + b'":' for name in _IMAGES}
-
-
-def images_valid_fast(body: bytes, images: Iterable[str]) -> bool:
-    """True only if each named image (``Keys``/``NewImage``/``OldImage``) of the serialised record is valid.
-
-    ``False`` means "not proven": run :func:`check_attribute_map` for the verdict.
-    """
-    text = _LEAF.sub(b"@", body)
-    n = 1
-    while n and (b'{"M":' in text or b'{"L":' in text):
-        text, n = _NEST.subn(b"@", text)
-    for name in images:
-        marker = _MARKERS[name]
-        at = text.find(marker)
-        if at < 0 or text.find(marker, at + 1) >= 0:
-            return False
-        if not _FLAT_ITEM.match(text, at + len(marker)):
-            return False
-    return True
 
 
 def _explain(item: Any, where: str) -> MalformedRecordError:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.e2e.conftest import LakeUp
+from tests.e2e.conftest import REPO, LakeUp
 
 pytestmark = pytest.mark.e2e
 
@@ -47,3 +50,41 @@ def test_external_put_item_reaches_the_wired_handler(lake_up: LakeUp) -> None:
     assert [r["record"]["eventName"] for r in got] == ["INSERT", "REMOVE"]
     assert lake_up.stop() == 0  # SIGTERM stops it cleanly
     assert any("stopping" in line for line in lake_up.output)
+
+
+def lake_query(up: LakeUp, sql: str) -> list[dict]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "lake.cli", "query", "--endpoint-url", up.endpoint, "--bucket", "e2e-lake",
+         "--format", "json", sql],
+        cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("LAKE_", "AWS_"))},
+    )
+    if proc.returncode != 0:
+        return []
+    text = proc.stdout.strip()
+    return json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines()]
+
+
+def test_external_writes_are_queryable_with_lake_query(lake_up: LakeUp) -> None:
+    ddb = lake_up.client("dynamodb")
+    for i in range(5):
+        ddb.put_item(TableName="orders", Item={"pk": {"S": f"C#{i}"}, "sk": {"S": "O#1"}, "status": {"S": "new"},
+                                               "updated_by": {"S": "e2e"}})
+    ddb.update_item(TableName="orders", Key={"pk": {"S": "C#0"}, "sk": {"S": "O#1"}},
+                    UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues={":s": {"S": "paid"}})
+    ddb.delete_item(TableName="orders", Key={"pk": {"S": "C#4"}, "sk": {"S": "O#1"}})
+
+    rows = wait_for(lambda: (r := lake_query(lake_up, "SELECT key, event_name FROM changes ORDER BY key"))
+                    and len(r) >= 7 and r, timeout=60, interval=1.0)
+    assert rows, "".join(lake_up.output[-30:])
+    assert sorted((r["key"], r["event_name"]) for r in rows) == sorted(
+        [(f"pk=C#{i}|sk=O#1", "INSERT") for i in range(5)]
+        + [("pk=C#0|sk=O#1", "MODIFY"), ("pk=C#4|sk=O#1", "REMOVE")])
+
+    state = lake_query(lake_up, "SELECT key FROM current_state ORDER BY key")
+    assert [r["key"] for r in state] == [f"pk=C#{i}|sk=O#1" for i in range(4)]
+    audit = lake_query(lake_up, "SELECT key, attribute, old_value, new_value, actor FROM audit_trail "
+                                "WHERE event_name = 'MODIFY'")
+    assert audit == [{"key": "pk=C#0|sk=O#1", "attribute": "status", "old_value": '"new"',
+                      "new_value": '"paid"', "actor": "e2e"}]
