@@ -98,15 +98,19 @@ def run_demo(settings: Settings, changes: int, seed: int, console: Console,
         now = time.time()
         wl = generate(s.tables, changes, seed=seed, now=now)
         report.expected = wl.expected_records
+        t1 = time.perf_counter()
         with console.status(f"writing {len(wl.ops)} changes with BatchWriteItem…"):
             write_workload(lake.clients, wl)
             expired = sum(r.expired for r in sweep_ttl(s.region, now=now))
         console.print(f"wrote {len(wl.ops)} changes ({wl.inserts} inserts, {wl.updates} updates, "
-                      f"{wl.deletes} deletes) and expired {expired} items by TTL")
+                      f"{wl.deletes} deletes) and expired {expired} items by TTL "
+                      f"in {time.perf_counter() - t1:.1f} s")
         report.produced = sum(count_stream_records(lake.clients, arn)
                               for arn in lake.provisioned.stream_arns.values())
+        t1 = time.perf_counter()
         with console.status("running the pipeline until every stream is drained…"):
             report.drained = lake.wait_idle(timeout_s)
+        console.print(f"pipeline drained in {time.perf_counter() - t1:.1f} s")
         if lake.runtime is not None:
             for name, st in lake.runtime.stats.items():
                 report.delivered[name] = getattr(st, "records_delivered", 0)

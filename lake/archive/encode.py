@@ -113,7 +113,9 @@ class BatchPlan:
     rejected: tuple[Rejected, ...]
 
 
-# -- validation -------------------------------------------------------------------
+# -- attribute-value checks ---------------------------------------------------------
+# Not on the archiver's path for images (it archives them verbatim); used to give the
+# precise reason a Keys map cannot be rendered, and available to consumers of the raw zone.
 
 def _bad(where: str, what: str) -> MalformedRecordError:
     return MalformedRecordError(f"{where}: {what}")
@@ -143,7 +145,7 @@ def _explain(item: Any, where: str) -> MalformedRecordError:
 def _valid_values(values: Iterable[Any]) -> bool:
     """True when every attribute value (recursively) has a known tag and the right shape.
 
-    The hot path of the archiver: iterative (no recursion limit), no strings built.
+    Iterative (no recursion limit), no strings built.
     """
     stack = list(values)
     pop, extend = stack.pop, stack.extend
@@ -202,15 +204,17 @@ def _hour_of(hour_index: int) -> tuple[date, int]:
     return when.date(), when.hour
 
 
-def _time_partition(record: Mapping[str, Any]) -> tuple[int, date, int]:
+def _time_us(record: Mapping[str, Any], ddb: Mapping[str, Any]) -> int:
+    t = ddb.get("ApproximateCreationDateTime")
+    # The usual Lambda shape (integer epoch seconds, no precision field, not a Kinesis
+    # record) without the general helper's checks: the hot path of every record.
+    if type(t) is int and "ApproximateCreationDateTimePrecision" not in ddb \
+            and "recordFormat" not in record and "tableName" not in record:
+        return t * 1_000_000
     try:
-        us = event_time_us(record)
+        return event_time_us(record)
     except (OverflowError, ValueError) as e:  # 1e999 → inf; nan
         raise MalformedRecordError(f"ApproximateCreationDateTime is not a usable time: {e}") from None
-    if not 0 <= us <= _MAX_US:
-        raise MalformedRecordError(f"ApproximateCreationDateTime {us} us is outside 1970..9999")
-    day, hour = _hour_of(us // 3_600_000_000)
-    return us, day, hour
 
 
 @functools.lru_cache(maxsize=256)
@@ -225,72 +229,128 @@ def _source(arn: str) -> tuple[str, str]:
     return table, shard
 
 
-def envelope(record: Any) -> tuple[dict[str, Any], date, int, str]:
-    """Check one stream record's coordinates and build its envelope: ``(lake, dt, hour, shard)``.
+def _keys_error(keys: Any) -> MalformedRecordError:
+    """Why Keys cannot be rendered (run only on failure): the most precise reason available."""
+    if type(keys) is not dict:
+        return MalformedRecordError("record has no dynamodb.Keys object")
+    try:
+        check_attribute_map(keys, "dynamodb.Keys")  # an unknown tag or a misshapen value, with its path
+        key_string(keys)  # a well-formed value of a type no key can have (SS, M, ...)
+    except MalformedRecordError as e:
+        return e
+    return MalformedRecordError(f"dynamodb.Keys {str(keys)[:120]!r} cannot be rendered as a key")
 
-    The attribute values of Keys and images are fully checked by :func:`encode_record`.
+
+def key_text(keys: Any) -> str:
+    """The envelope's key (:func:`lake.records.key_string`'s canonical ``pk=A|sk=1``) of a Keys map
+    whose every value is a well-formed ``S``, ``N`` or ``B`` scalar; else :class:`MalformedRecordError`."""
+    if type(keys) is dict and keys:
+        number, base64 = _NUMBER.fullmatch, _BASE64.fullmatch
+        parts = []
+        for name in sorted(keys) if len(keys) > 1 else keys:
+            av = keys[name]
+            if type(av) is not dict or len(av) != 1:
+                break
+            ((tag, val),) = av.items()
+            if type(val) is not str or not (tag == "S" or (tag == "N" and number(val))
+                                            or (tag == "B" and base64(val))):
+                break
+            parts.append(f"{name}={val}")
+        else:
+            return "|".join(parts)
+    raise _keys_error(keys)
+
+
+_NO_IMAGE: dict[str, Any] = {}
+
+
+def envelope(record: Any) -> tuple[dict[str, Any], date, int, str]:
+    """Check that a stream record can be placed and build its envelope: ``(lake, dt, hour, shard)``.
+
+    Structural checks only (the archive keeps records verbatim; it does not interpret
+    attribute values): the record and ``dynamodb`` are objects, NewImage/OldImage if
+    present are objects, Keys are S/N/B scalars, and the coordinates are usable.
     Raises :class:`MalformedRecordError` with the reason when the record cannot be archived.
     ``ApproximateCreationDateTime`` may be a number or a numeric string (as AWS's
     event-filtering docs show it): both are unambiguous epoch seconds, and the record is
     archived unaltered either way.
     """
-    if not isinstance(record, dict):
+    if type(record) is not dict and not isinstance(record, dict):
         raise MalformedRecordError(f"record is a {type(record).__name__}, not a JSON object")
     ddb = record.get("dynamodb")
-    if not isinstance(ddb, dict):
+    if type(ddb) is not dict and not isinstance(ddb, dict):
         raise MalformedRecordError("record has no dynamodb object")
-    seq = sequence_number(record)
-    if not seq.isascii():  # str.isdigit() also accepts non-ASCII digits, which no key can hold
+    seq = ddb.get("SequenceNumber")
+    if type(seq) is not str or not seq.isdigit() or not seq.isascii():
+        seq = sequence_number(record)  # raises when missing or not decimal
+        # str.isdigit() also accepts non-ASCII digits, which no key can hold
         raise MalformedRecordError(f"dynamodb.SequenceNumber {seq!r} is not ASCII decimal")
-    if len(seq.lstrip("0")) > SEQ_DIGITS:
+    if len(seq) > SEQ_DIGITS and len(seq.lstrip("0")) > SEQ_DIGITS:
         raise MalformedRecordError(f"dynamodb.SequenceNumber has more than {SEQ_DIGITS} digits")
     arn = record.get("eventSourceARN")
-    if not isinstance(arn, str):
+    if type(arn) is not str:
         raise MalformedRecordError("record has no eventSourceARN (the table and stream come from it)")
     table, shard = _source(arn)
     event = record.get("eventName")
-    if event not in EVENT_NAMES:
+    if type(event) is not str or event not in _EVENT_NAMES:
         raise MalformedRecordError(f"eventName {event!r} is not one of {', '.join(EVENT_NAMES)}")
     event_id = record.get("eventID")
-    if not isinstance(event_id, str) or not event_id:
+    if type(event_id) is not str or not event_id:
         raise MalformedRecordError("record has no eventID")
     view = ddb.get("StreamViewType")
-    if view is not None and view not in STREAM_VIEW_TYPES:
+    if view is not None and (type(view) is not str or view not in STREAM_VIEW_TYPES):
         raise MalformedRecordError(f"dynamodb.StreamViewType {view!r} is unknown")
-    keys = ddb.get("Keys")
-    if type(keys) is not dict:
-        raise MalformedRecordError("record has no dynamodb.Keys object")
-    try:
-        key = key_string(keys)  # refuses key types other than S, N, B
-    except MalformedRecordError:
-        check_attribute_map(keys, "dynamodb.Keys")  # the more precise reason (e.g. an unknown tag), if any
-        raise
-    us, day, hour = _time_partition(record)
-    lake = {"table": table, "key": key, "seq": seq, "t": us, "event": event, "id": event_id,
-            "ttl": is_ttl_delete(record)}
+    for name in ("NewImage", "OldImage"):
+        image = ddb.get(name, _NO_IMAGE)
+        if type(image) is not dict:
+            raise MalformedRecordError(f"dynamodb.{name} is a {type(image).__name__}, not an object of attributes")
+    key = key_text(ddb.get("Keys"))
+    us = _time_us(record, ddb)
+    if not 0 <= us <= _MAX_US:
+        raise MalformedRecordError(f"ApproximateCreationDateTime {us} us is outside 1970..9999")
+    day, hour = _hour_of(us // 3_600_000_000)
+    ttl = event == "REMOVE" and _is_ttl(record.get("userIdentity"))
+    lake = {"table": table, "key": key, "seq": seq, "t": us, "event": event, "id": event_id, "ttl": ttl}
     return lake, day, hour, shard
 
 
-def check_images(record: dict[str, Any]) -> None:
-    """The slow, authoritative check of Keys, NewImage and OldImage (names the first bad path)."""
-    ddb = record["dynamodb"]
-    for name in _IMAGES:
-        if name in ddb:
-            check_attribute_map(ddb[name], f"dynamodb.{name}")
+def _is_ttl(ident: Any) -> bool:
+    # lake.records.is_ttl_delete, for a record already known to be a REMOVE
+    return isinstance(ident, dict) and ident.get("type") == _TTL_IDENTITY["type"] \
+        and ident.get("principalId") == _TTL_IDENTITY["principalId"]
+
+
+def _line(lake: dict[str, Any], record: Any) -> bytes:
+    # One orjson call gives the same bytes as joining the two serialised halves
+    # (insertion order, no whitespace), without copying the record's text again.
+    try:
+        return orjson.dumps({"lake": lake, "record": record})
+    except orjson.JSONEncodeError as e:  # e.g. an integer beyond 64 bits in SizeBytes
+        raise MalformedRecordError(f"record cannot be serialised verbatim: {e}") from None
 
 
 def encode_record(record: Any, index: int = 0) -> EncodedLine:
     """One record → its raw line and partition. Raises :class:`MalformedRecordError`."""
     lake, day, hour, shard = envelope(record)
+    return EncodedLine(index, lake["seq"], lake["table"], day, hour, shard, _line(lake, record))
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic GC around a batch loop, restoring it (if it was on) afterwards.
+
+    The loop allocates many small containers and creates no cycles; each allocation burst
+    would otherwise trigger collections that traverse every live object, including the
+    whole Lambda event: measured, a third of the archiver's time (benchmarks/bench_archiver.py).
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
     try:
-        body = orjson.dumps(record)
-    except orjson.JSONEncodeError as e:  # e.g. an integer beyond 64 bits in SizeBytes
-        raise MalformedRecordError(f"record cannot be serialised verbatim: {e}") from None
-    ddb = record["dynamodb"]
-    if not images_valid_fast(body, [n for n in _IMAGES if n in ddb]):
-        check_images(record)  # raises with the reason, or it was a false alarm of the fast path
-    line = b'{"lake":' + orjson.dumps(lake) + b',"record":' + body + b"}"
-    return EncodedLine(index, lake["seq"], lake["table"], day, hour, shard, line)
+        yield
+    finally:
+        gc.enable()
 
 
 def coordinates(record: Any, index: int) -> dict[str, Any]:
@@ -329,34 +389,64 @@ def gzip_lines(lines: Iterable[bytes], level: int = GZIP_LEVEL) -> tuple[bytes, 
     return comp.compress(text) + comp.flush(), hashlib.sha256(text).hexdigest(), len(text)
 
 
+def _raw_object(part: tuple[str, date, int, str], lines: list[bytes], seqs: list[str], prefix: str,
+                level: int) -> RawObject:
+    table, day, hour, shard = part
+    try:  # int(): the numbers are checked ASCII decimal, and a C int() beats a Python key
+        first, last = min(seqs, key=int), max(seqs, key=int)
+    except ValueError:  # thousands of leading zeros: beyond int()'s digit limit
+        first, last = min(seqs, key=sequence_sort_key), max(seqs, key=sequence_sort_key)
+    body, digest, size = gzip_lines(lines, level)
+    return RawObject(RawObjectKey(table, day, hour, shard, first, last, prefix), body, digest, size, tuple(seqs))
+
+
+def _sorted_objects(groups: dict[tuple[str, date, int, str], tuple[list[bytes], list[str]]], prefix: str,
+                    level: int) -> list[RawObject]:
+    out = [_raw_object(part, lines, seqs, prefix, level) for part, (lines, seqs) in groups.items()]
+    out.sort(key=lambda o: sequence_sort_key(o.key.first_seq))
+    return out
+
+
 def build_objects(lines: Sequence[EncodedLine], prefix: str = "", level: int = GZIP_LEVEL) -> list[RawObject]:
     """Group encoded lines into one object per (table, dt, hour, shard), lines in batch order.
 
     Objects come back sorted by their lowest sequence number, the order the writer puts
     them in (see :mod:`lake.archive.writer` for why).
     """
-    groups: dict[tuple[str, date, int, str], list[EncodedLine]] = {}
+    groups: dict[tuple[str, date, int, str], tuple[list[bytes], list[str]]] = {}
     for ln in lines:
-        groups.setdefault((ln.table, ln.dt, ln.hour, ln.shard), []).append(ln)
-    out = []
-    for (table, day, hour, shard), members in groups.items():
-        seqs = [m.seq for m in members]
-        first = min(seqs, key=sequence_sort_key)
-        last = max(seqs, key=sequence_sort_key)
-        body, digest, size = gzip_lines((m.line for m in members), level)
-        out.append(RawObject(RawObjectKey(table, day, hour, shard, first, last, prefix),
-                             body, digest, size, tuple(seqs)))
-    out.sort(key=lambda o: sequence_sort_key(o.key.first_seq))
-    return out
+        group = groups.setdefault((ln.table, ln.dt, ln.hour, ln.shard), ([], []))
+        group[0].append(ln.line)
+        group[1].append(ln.seq)
+    return _sorted_objects(groups, prefix, level)
 
 
 def plan_batch(records: Sequence[Any], prefix: str = "", level: int = GZIP_LEVEL) -> BatchPlan:
-    """Encode a whole batch: the objects to put and the records to quarantine."""
-    encoded: list[EncodedLine] = []
+    """Encode a whole batch: the objects to put and the records to quarantine.
+
+    The same result as :func:`encode_record` per record then :func:`build_objects`,
+    without an :class:`EncodedLine` per record (this is the archiver's hot loop).
+    """
+    groups: dict[tuple[str, date, int, str], tuple[list[bytes], list[str]]] = {}
     rejected: list[Rejected] = []
-    for i, record in enumerate(records):
-        try:
-            encoded.append(encode_record(record, i))
-        except MalformedRecordError as e:
-            rejected.append(Rejected(i, str(e), record, _seq_or_none(record), coordinates(record, i)))
-    return BatchPlan(tuple(build_objects(encoded, prefix, level)), tuple(rejected))
+    dumps = orjson.dumps
+    with gc_paused():
+        for i, record in enumerate(records):
+            try:
+                lake, day, hour, shard = envelope(record)
+                line = dumps({"lake": lake, "record": record})
+            except orjson.JSONEncodeError as e:
+                reason = f"record cannot be serialised verbatim: {e}"
+                rejected.append(Rejected(i, reason, record, _seq_or_none(record), coordinates(record, i)))
+                continue
+            except MalformedRecordError as e:
+                rejected.append(Rejected(i, str(e), record, _seq_or_none(record), coordinates(record, i)))
+                continue
+            part = (lake["table"], day, hour, shard)
+            group = groups.get(part)
+            if group is None:
+                group = groups[part] = ([], [])
+            group[0].append(line)
+            group[1].append(lake["seq"])
+        objects = _sorted_objects(groups, prefix, level)
+    return BatchPlan(tuple(objects), tuple(rejected))

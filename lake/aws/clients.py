@@ -78,3 +78,34 @@ def translate(exc: BaseException, kind: str = "resource", name: str = "") -> Exc
         if status >= 500:
             return TransientError(f"{kind} {name}: {exc}")
     return TerminalError(f"{kind} {name}: {exc}")
+
+
+class HandlerRuntime:
+    """Settings and clients of a Lambda handler module, for warm invocations.
+
+    Settings are resolved from the environment on every invocation (cheap, and a
+    test or the local runtime may change it); the ``Clients`` built for them are
+    kept while the settings stay equal, since building a boto3 session per
+    invocation costs more than most batches. Nothing connects at import time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._injected: tuple[Settings | None, Clients | None] = (None, None)
+        self._cached: Clients | None = None
+
+    def configure(self, settings: Settings | None = None, clients: Clients | None = None) -> None:
+        """Inject settings and/or clients (tests); ``configure()`` goes back to the environment."""
+        with self._lock:
+            self._injected = (settings if settings is not None else (clients.settings if clients else None), clients)
+
+    def get(self) -> tuple[Settings, Clients]:
+        with self._lock:
+            settings, clients = self._injected
+            if settings is None:
+                settings = Settings.resolve()
+            if clients is None:
+                if self._cached is None or self._cached.settings != settings:
+                    self._cached = Clients(settings)
+                clients = self._cached
+            return settings, clients
