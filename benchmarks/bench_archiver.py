@@ -1,10 +1,12 @@
 """Archiver encode + compress throughput, side by side with a naive baseline.
 
-Ours: ``lake.archive.encode.plan_batch`` — the archiver's whole pure path (validate
-every attribute value, build the envelope, orjson each record, group by partition,
-one zlib compressobj per object at level 1, sha256 of the content).
+Ours: ``lake.archive.encode.plan_batch`` — the archiver's whole pure path (structural
+checks of every record: coordinates, Keys rendered into the envelope key, images are
+objects; build the envelope, orjson each line, group by partition, one zlib compressobj
+per object at level 1, sha256 of the content). Attribute values inside images are not
+interpreted: the archive keeps records verbatim (the curated consumer checks them).
 Baseline: stdlib ``json.dumps`` per record, lines joined, ``gzip.compress(level=9)``
-(no validation, no envelope: the naive thing, and strictly less work).
+(no checks, no envelope: the naive thing, and strictly less work).
 
 Throughput is in MB/s of record JSON (the records' own orjson size) and records/s,
 best of ``--repeat`` runs, single thread. Targets: >= 100 MB/s and >= 3x the baseline.
@@ -91,10 +93,12 @@ def ours(batch: list[dict[str, Any]]) -> int:
     return sum(len(o.body) for o in plan.objects)
 
 
-def ours_unvalidated(batch: list[dict[str, Any]]) -> int:
-    """Envelope + orjson + one zlib stream, without the attribute-value validation (for the breakdown)."""
-    lines = [b'{"lake":' + orjson.dumps(envelope(r)[0]) + b',"record":' + orjson.dumps(r) + b"}" for r in batch]
-    return len(gzip_lines(lines)[0])
+def compress_only(batch: list[dict[str, Any]]) -> int:
+    """The floor under ours: gzip L1 + sha256 of lines serialised beforehand (for the breakdown)."""
+    return len(gzip_lines(LINES[id(batch)])[0])
+
+
+LINES: dict[int, list[bytes]] = {}
 
 
 def baseline(batch: list[dict[str, Any]]) -> int:
@@ -133,9 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.n} records in batches of {args.batch}, {json_mb:.1f} MB of record JSON "
           f"({json_mb * 1e6 / args.n:.0f} B/record)")
 
+    for b in batches:
+        LINES[id(b)] = [orjson.dumps({"lake": envelope(r)[0], "record": r}) for r in b]
     rows = {}
-    for name, fn in (("lake: validate + encode + gzip L1", ours),
-                     ("  (breakdown) encode + gzip L1 only", ours_unvalidated),
+    for name, fn in (("lake: check + encode + gzip L1", ours),
+                     ("  (breakdown) gzip L1 + sha256 only", compress_only),
                      ("baseline: json.dumps + gzip L9", baseline)):
         secs, size = measure(fn, batches, args.repeat)
         rows[name] = secs
@@ -149,10 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         secs = time.perf_counter() - t0
         print(f"  gzip level {level}: {len(text) / secs / 1e6:7.1f} MB/s, {size / len(text):.1%} of the JSON")
 
-    mbps = json_mb / rows["lake: validate + encode + gzip L1"]
-    ratio = rows["baseline: json.dumps + gzip L9"] / rows["lake: validate + encode + gzip L1"]
-    ratio_enc = rows["baseline: json.dumps + gzip L9"] / rows["  (breakdown) encode + gzip L1 only"]
-    print(f"  ratio lake/baseline: {ratio:.1f}x (encode + gzip only: {ratio_enc:.1f}x)   "
+    mbps = json_mb / rows["lake: check + encode + gzip L1"]
+    ratio = rows["baseline: json.dumps + gzip L9"] / rows["lake: check + encode + gzip L1"]
+    print(f"  ratio lake/baseline: {ratio:.1f}x   "
           f"targets: >= {TARGET_MBPS:.0f} MB/s and >= {TARGET_RATIO:.0f}x, on the full lake path")
     ok = mbps >= TARGET_MBPS and ratio >= TARGET_RATIO
     print("  PASS" if ok else f"  FAIL: target missed ({mbps:.1f} MB/s, {ratio:.1f}x)")

@@ -204,13 +204,7 @@ def _hour_of(hour_index: int) -> tuple[date, int]:
     return when.date(), when.hour
 
 
-def _time_us(record: Mapping[str, Any], ddb: Mapping[str, Any]) -> int:
-    t = ddb.get("ApproximateCreationDateTime")
-    # The usual Lambda shape (integer epoch seconds, no precision field, not a Kinesis
-    # record) without the general helper's checks: the hot path of every record.
-    if type(t) is int and "ApproximateCreationDateTimePrecision" not in ddb \
-            and "recordFormat" not in record and "tableName" not in record:
-        return t * 1_000_000
+def _time_us(record: Mapping[str, Any]) -> int:
     try:
         return event_time_us(record)
     except (OverflowError, ValueError) as e:  # 1e999 → inf; nan
@@ -245,20 +239,22 @@ def key_text(keys: Any) -> str:
     """The envelope's key (:func:`lake.records.key_string`'s canonical ``pk=A|sk=1``) of a Keys map
     whose every value is a well-formed ``S``, ``N`` or ``B`` scalar; else :class:`MalformedRecordError`."""
     if type(keys) is dict and keys:
-        number, base64 = _NUMBER.fullmatch, _BASE64.fullmatch
         parts = []
         for name in sorted(keys) if len(keys) > 1 else keys:
             av = keys[name]
             if type(av) is not dict or len(av) != 1:
                 break
             ((tag, val),) = av.items()
-            if type(val) is not str or not (tag == "S" or (tag == "N" and number(val))
-                                            or (tag == "B" and base64(val))):
+            if type(val) is not str or not (tag == "S" or (tag == "N" and _number(val))
+                                            or (tag == "B" and _base64(val))):
                 break
             parts.append(f"{name}={val}")
         else:
-            return "|".join(parts)
+            return parts[0] if len(parts) == 1 else "|".join(parts)
     raise _keys_error(keys)
+
+
+_number, _base64 = _NUMBER.fullmatch, _BASE64.fullmatch
 
 
 _NO_IMAGE: dict[str, Any] = {}
@@ -300,12 +296,18 @@ def envelope(record: Any) -> tuple[dict[str, Any], date, int, str]:
     view = ddb.get("StreamViewType")
     if view is not None and (type(view) is not str or view not in STREAM_VIEW_TYPES):
         raise MalformedRecordError(f"dynamodb.StreamViewType {view!r} is unknown")
-    for name in ("NewImage", "OldImage"):
-        image = ddb.get(name, _NO_IMAGE)
-        if type(image) is not dict:
-            raise MalformedRecordError(f"dynamodb.{name} is a {type(image).__name__}, not an object of attributes")
+    if type(ddb.get("NewImage", _NO_IMAGE)) is not dict or type(ddb.get("OldImage", _NO_IMAGE)) is not dict:
+        name = "NewImage" if type(ddb.get("NewImage", _NO_IMAGE)) is not dict else "OldImage"
+        raise MalformedRecordError(f"dynamodb.{name} is a {type(ddb[name]).__name__}, not an object of attributes")
     key = key_text(ddb.get("Keys"))
-    us = _time_us(record, ddb)
+    t = ddb.get("ApproximateCreationDateTime")
+    # The usual Lambda shape inline (integer epoch seconds, no precision field, not a
+    # Kinesis record); anything else through the general helper.
+    if type(t) is int and "ApproximateCreationDateTimePrecision" not in ddb \
+            and "recordFormat" not in record and "tableName" not in record:
+        us = t * 1_000_000
+    else:
+        us = _time_us(record)
     if not 0 <= us <= _MAX_US:
         raise MalformedRecordError(f"ApproximateCreationDateTime {us} us is outside 1970..9999")
     day, hour = _hour_of(us // 3_600_000_000)
