@@ -52,36 +52,104 @@ def handler_exists(function: str) -> bool:
         return False
 
 
-def build_mappings(settings: Settings, prov: Provisioned, extra_functions: tuple[str, ...] = ()) -> list[Any]:
-    """Event source mappings for every wired handler that exists (a stage not built yet is skipped)."""
+def _mapping(w: Wiring, arn: str, dlq_arn: str, name: str) -> Any:
     from lake.runtime import EventSourceMapping
 
+    return EventSourceMapping(
+        function=w.function, event_source_arn=arn, batch_size=w.batch_size,
+        starting_position="TRIM_HORIZON", maximum_retry_attempts=5,
+        bisect_batch_on_function_error=True, report_batch_item_failures=True,
+        on_failure_destination=dlq_arn, name=name,
+    )
+
+
+def _wiring(extra_functions: tuple[str, ...]) -> list[Wiring]:
     wiring = list(LAKE_WIRING) + [Wiring("dynamodb", f, 100, f.replace(":", ".")) for f in extra_functions]
-    mappings = []
+    present = [w for w in wiring if handler_exists(w.function)]
     for w in wiring:
-        if not handler_exists(w.function):
+        if w not in present:
             log.info("handler %s not present: not wired", w.function)
-            continue
-        arns = dict(prov.stream_arns) if w.source == "dynamodb" else {"": prov.kinesis_arn}
-        for table, arn in arns.items():
-            # One name per mapping: it keys the runtime's stats and checkpoints.
-            name = w.name or w.function
-            if len(arns) > 1:
-                name = f"{name}@{table}"
-            mappings.append(EventSourceMapping(
-                function=w.function, event_source_arn=arn, batch_size=w.batch_size,
-                starting_position="TRIM_HORIZON", maximum_retry_attempts=5,
-                bisect_batch_on_function_error=True, report_batch_item_failures=True,
-                on_failure_destination=prov.dlq_arn, name=name,
-            ))
+    return present
+
+
+def table_mappings(table: str, stream_arn: str, dlq_arn: str, extra_functions: tuple[str, ...] = (),
+                   qualify: bool = True) -> list[Any]:
+    """The mappings of one source table's stream (archiver, fan-out, and any extra handler)."""
+    return [_mapping(w, stream_arn, dlq_arn, f"{w.name or w.function}@{table}" if qualify else w.name or w.function)
+            for w in _wiring(extra_functions) if w.source == "dynamodb"]
+
+
+def build_mappings(settings: Settings, prov: Provisioned, extra_functions: tuple[str, ...] = ()) -> list[Any]:
+    """Event source mappings for every wired handler that exists (a stage not built yet is skipped).
+
+    With one source table the mappings are named after the handler alone; with several,
+    ``handler@table``: the name keys the runtime's stats and checkpoints.
+    """
+    qualify = len(prov.stream_arns) > 1
+    mappings = []
+    for table, arn in prov.stream_arns.items():
+        mappings += table_mappings(table, arn, prov.dlq_arn, extra_functions, qualify)
+    mappings += [_mapping(w, prov.kinesis_arn, prov.dlq_arn, w.name or w.function)
+                 for w in _wiring(extra_functions) if w.source == "kinesis"]
     return mappings
+
+
+class TableWatcher:
+    """Wires tables created later (by any client) whose stream is enabled, as `lake up` does at start.
+
+    On AWS one adds an event source mapping per table; on the embedded AWS a user who
+    creates a table with a stream expects its changes in the lake without a restart.
+    """
+
+    def __init__(self, lake: EmbeddedLake, interval_s: float = 1.0) -> None:
+        self.lake, self.interval_s = lake, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="table-watcher", daemon=True)
+        self.wired: set[str] = set()
+
+    def start(self) -> None:
+        assert self.lake.provisioned is not None
+        self.wired = set(self.lake.provisioned.stream_arns)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def poll(self) -> list[str]:
+        """Wire every new table with a stream; return their names."""
+        lake = self.lake
+        assert lake.clients is not None and lake.provisioned is not None and lake.runtime is not None
+        ddb = lake.clients.dynamodb
+        added = []
+        for page in ddb.get_paginator("list_tables").paginate():
+            for table in page["TableNames"]:
+                if table in self.wired:
+                    continue
+                arn = ddb.describe_table(TableName=table)["Table"].get("LatestStreamArn")
+                if not arn:
+                    continue
+                for m in table_mappings(table, arn, lake.provisioned.dlq_arn, lake.extra_functions):
+                    lake.runtime.add_mapping(m)
+                self.wired.add(table)
+                added.append(table)
+                log.warning("new table %s with a stream: wired to the lake", table)
+        return added
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.poll()
+            except Exception:  # a hiccup of the watcher must not stop `lake up`
+                log.exception("watching for new tables failed")
 
 
 class EmbeddedLake:
     """Embedded AWS + provisioned resources + local runtime, as one start/stop unit."""
 
     def __init__(self, settings: Settings, port: int | None = None, extra_functions: tuple[str, ...] = (),
-                 ttl_interval_s: float | None = 1.0, poll_interval_s: float = 0.1) -> None:
+                 ttl_interval_s: float | None = 1.0, poll_interval_s: float = 0.1,
+                 watch_tables: bool = False) -> None:
         self.base_settings = settings
         self.port = settings.port if port is None else port
         self.extra_functions = extra_functions
@@ -94,6 +162,8 @@ class EmbeddedLake:
         self.runtime: Any = None
         self.sweeper: TTLSweeper | None = None
         self.mappings: list[Any] = []
+        self.watch_tables = watch_tables
+        self.watcher: TableWatcher | None = None
 
     def start(self) -> Settings:
         endpoint = self.aws.start()
@@ -117,12 +187,17 @@ class EmbeddedLake:
             self.runtime = LocalRuntime(self.clients, self.mappings, state_dir=state,
                                         poll_interval_s=self.poll_interval_s)
             self.runtime.start()
+            if self.watch_tables:
+                self.watcher = TableWatcher(self)
+                self.watcher.start()
         return self.settings
 
     def wait_idle(self, timeout: float) -> bool:
         return True if self.runtime is None else bool(self.runtime.wait_idle(timeout))
 
     def stop(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         if self.runtime is not None:
             self.runtime.stop()
         if self.sweeper is not None:
@@ -150,6 +225,7 @@ def connection_help(settings: Settings) -> str:
         f"  aws --endpoint-url {url} dynamodb put-item --table-name {settings.table_names[0]} "
         "--item '{\"pk\":{\"S\":\"a\"},\"sk\":{\"S\":\"1\"}}'",
         f"  lake query --endpoint-url {url} 'SELECT * FROM changes LIMIT 10'",
+        "Tables you create with a stream (NEW_AND_OLD_IMAGES) are wired to the lake too.",
         "Ctrl-C to stop.",
     ])
 
@@ -160,6 +236,8 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 4566; 0 = any free)")
     p.add_argument("--function", action="append", default=[], metavar="MODULE:FUNCTION",
                    help="also wire this handler to every source table's stream (repeatable)")
+    p.add_argument("--no-watch", dest="watch", action="store_false",
+                   help="don't wire tables created later with a stream (default: wire them)")
     p.set_defaults(func=run, default_verbosity=1)
 
 
@@ -171,7 +249,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    lake = EmbeddedLake(settings, port=args.port, extra_functions=tuple(args.function))
+    lake = EmbeddedLake(settings, port=args.port, extra_functions=tuple(args.function), watch_tables=args.watch)
     lake.start()
     try:
         print(connection_help(lake.settings))

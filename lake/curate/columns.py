@@ -40,6 +40,7 @@ MIXED = "mixed"
 _EMPTY: Mapping[str, Any] = {}
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 _ARRAY = re.compile(r"^array<(.+)>$")
+_PLAIN_DECIMAL = r"^-?[0-9]+(?:\.[0-9]+)?$"
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,20 @@ def _numeric(texts: pa.Array, existing: str | None) -> tuple[pa.Array, str] | No
         return pc.cast(texts, pa.int64()), "bigint"
     except pa.ArrowInvalid:
         pass
+    plain = texts.null_count == len(texts) or pc.all(pc.match_substring_regex(texts, _PLAIN_DECIMAL)).as_py()
+    if plain:
+        # digits with an optional fraction: the scale is the fraction's length; a value's
+        # integer digits that do not fit 38 - scale make the cast below refuse it
+        dot = pc.find_substring(texts, ".")
+        frac = pc.if_else(pc.greater_equal(dot, 0), pc.subtract(pc.subtract(pc.binary_length(texts), dot), 1), 0)
+        scale = pc.max(frac).as_py() or 0
+        if scale > 38:
+            return None
+        glue = f"decimal(38,{scale})"
+        try:
+            return pc.cast(texts, arrow_type(glue)), glue
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
     scale = int_digits = 0
     for t in texts.to_pylist():
         if t is None:

@@ -499,6 +499,19 @@ class LocalRuntime:
             self.stats[key] = runner.stats
         self.started = False
 
+    def add_mapping(self, mapping: EventSourceMapping) -> None:
+        """Add a mapping to a runtime (running or not), as creating an event source mapping on AWS."""
+        if any(r.m.mapping_id == mapping.mapping_id for r in self._runners):
+            raise ConfigError(f"a mapping of {mapping.function_name} on {mapping.event_source_arn} exists already")
+        runner = _MappingRunner(self, mapping)
+        key = mapping.name or mapping.function_name
+        self.stats[mapping.mapping_id if key in self.stats else key] = runner.stats
+        if self.started:
+            runner.prepare()
+            runner.thread.start()
+        self._runners.append(runner)
+        log.info("mapping added: %s <- %s", mapping.function_name, mapping.event_source_arn)
+
     def start(self) -> None:
         """Check every source, handler and destination, then start polling in background threads."""
         if self.started:

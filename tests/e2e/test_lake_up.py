@@ -88,3 +88,21 @@ def test_external_writes_are_queryable_with_lake_query(lake_up: LakeUp) -> None:
                                 "WHERE event_name = 'MODIFY'")
     assert audit == [{"key": "pk=C#0|sk=O#1", "attribute": "status", "old_value": '"new"',
                       "new_value": '"paid"', "actor": "e2e"}]
+
+
+def test_a_table_created_later_with_a_stream_is_wired(lake_up: LakeUp) -> None:
+    ddb = lake_up.client("dynamodb")
+    ddb.create_table(
+        TableName="invoices", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    ddb.put_item(TableName="invoices", Item={"id": {"S": "INV-1"}, "total": {"N": "10.50"}})
+    got = wait_for(lambda: sink_records(lake_up))
+    assert [r["record"]["dynamodb"]["Keys"] for r in got] == [{"id": {"S": "INV-1"}}]
+    assert ":table/invoices/stream/" in got[0]["record"]["eventSourceARN"]
+    s3 = lake_up.client("s3")
+    keys = wait_for(lambda: [o["Key"] for o in s3.list_objects_v2(Bucket="e2e-lake", Prefix="raw/table=invoices/")
+                             .get("Contents", [])])
+    assert keys and keys[0].endswith(".json.gz")

@@ -224,3 +224,29 @@ def test_storage_errors_become_batch_item_failures(lake: Settings, clients: Clie
     res = curate(broken, recs, clients)
     assert sorted(res.failures) == sorted(r["kinesis"]["sequenceNumber"] for r in recs)
     assert lambda_handler({"Records": recs}) == {"batchItemFailures": []}
+
+
+def test_large_batches_take_the_columnar_path_and_fall_back_for_bad_records(
+        lake: Settings, clients: Clients, caplog: pytest.LogCaptureFixture) -> None:
+    from lake.curate.consumer import COLUMNAR_MIN_RECORDS
+
+    n = COLUMNAR_MIN_RECORDS + 6
+    recs = [stream_record(i, f"K{i % 7}", new={"v": {"N": f"{i}.5"}, "m": {"M": {"a": {"S": "x"}}}},
+                          old={"v": {"N": "1"}}) for i in range(n)]
+    recs.append(stream_record(n, "BIG", new={"blob": {"S": "y" * 1_100_000}}))  # a claim check
+    shard = [r for rs in through_kinesis(lake, clients, recs).values() for r in rs]
+    with caplog.at_level("INFO", logger="lake.curate.consumer"):
+        res = curate(lake, shard, clients)
+    assert res.failures == [] and res.rows == n + 1 and res.quarantined == 0
+    assert "per-record path" not in caplog.text  # the columnar path took it, claim check included
+    hist = read_history(lake, "orders_history")
+    assert [r["v"] for r in hist[:3]] == [Decimal("0.5"), Decimal("1.5"), Decimal("2.5")]
+    assert len(hist[-1]["blob"]) == 1_100_000 and orjson.loads(hist[0]["m"]) == {"a": {"S": "x"}}
+    # one undecodable record: the batch takes the per-record path, which quarantines it
+    bad = {**shard[0], "kinesis": {**shard[0]["kinesis"], "data": base64.b64encode(b"{oops").decode(),
+                                   "sequenceNumber": "999999"}}
+    with caplog.at_level("INFO", logger="lake.curate.consumer"):
+        again = curate(lake, [*shard, bad], clients)
+    assert again.failures == [] and again.quarantined == 1 and again.duplicates == 0
+    assert "per-record path" in caplog.text
+    assert sorted(again.files) == sorted(res.files)  # same rows, same files: overwritten

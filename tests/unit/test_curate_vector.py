@@ -1,0 +1,303 @@
+"""The columnar conversion against the per-record reference, on random workloads."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import string
+from collections.abc import Collection, Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from lake.curate import vector
+from lake.curate.columns import ColumnType
+from lake.curate.decode import Change, Coordinates, decode, unwrap
+from lake.curate.tables import HistoryColumn, HistorySchema, changes_table, history_table
+
+ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/{t}/stream/2024-01-01T00:00:00.000"
+TTL = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+TEXT = string.ascii_letters + string.digits + ' "\\/\n\t\x01é€😀#|='
+
+
+def _s(rng: random.Random) -> str:
+    return "".join(rng.choice(TEXT) for _ in range(rng.randint(0, 8)))
+
+
+def _n(rng: random.Random, kind: str) -> str:
+    if kind == "int":
+        return str(rng.randint(-10**6, 10**6))
+    if kind == "big":
+        return rng.choice(["9" * 38, "-" + "1" * 38, "12345678901234567890"])
+    if kind == "dec":
+        return f"{rng.randint(-999, 999)}.{rng.randint(0, 999):03d}".rstrip("0").rstrip(".") or "0"
+    return rng.choice(["1e5", "-2.5E-3", "0.000001", "3"])  # exponent forms take the slow path
+
+
+def _b(rng: random.Random) -> str:
+    return base64.b64encode(rng.randbytes(rng.randint(0, 7))).decode()
+
+
+def value(rng: random.Random, tag: str, depth: int = 0) -> dict[str, Any]:
+    """A typed value of one tag; M/L nest (keys in a fixed order, as one writer emits them)."""
+    if tag == "S":
+        return {"S": _s(rng)}
+    if tag == "N":
+        return {"N": _n(rng, rng.choice(["int", "big", "dec"]))}
+    if tag == "B":
+        return {"B": _b(rng)}
+    if tag == "BOOL":
+        return {"BOOL": rng.random() < 0.5}
+    if tag == "NULL":
+        return {"NULL": True}
+    if tag == "SS":
+        return {"SS": sorted({_s(rng) + "x" for _ in range(rng.randint(1, 3))})}
+    if tag == "NS":
+        return {"NS": [_n(rng, "dec") for _ in range(rng.randint(1, 3))]}
+    if tag == "BS":
+        return {"BS": [_b(rng) for _ in range(rng.randint(1, 3))]}
+    inner = ["S", "N", "BOOL", "NULL", "SS", "B"] + (["M", "L"] if depth < 2 else [])
+    if tag == "M":
+        names = [f"f{i}" for i in range(4) if rng.random() < 0.7]
+        return {"M": {name: value(rng, inner[int(name[1:]) % len(inner)], depth + 1) for name in names}}
+    return {"L": [value(rng, rng.choice(inner), depth + 1) for _ in range(rng.randint(0, 3))]}
+
+
+# attribute → the tags it takes (a second tag: a conflict that widens the column to string)
+ATTRS: dict[str, list[str]] = {
+    "s": ["S"], "n_int": ["N"], "n_big": ["N"], "n_dec": ["N"], "b": ["B"], "flag": ["BOOL"],
+    "ss": ["SS"], "ns": ["NS"], "bs": ["BS"], "m": ["M"], "l": ["L"], "nothing": ["NULL"],
+    "maybe_null": ["S", "NULL"], "mixed": ["N", "S", "BOOL", "SS", "M"], "late": ["S"], "Event_ID": ["S"],
+}
+
+
+def image(rng: random.Random, i: int, n: int, pk: str, sk: int) -> dict[str, Any]:
+    img: dict[str, Any] = {"pk": {"S": pk}, "sk": {"N": str(sk)}}
+    for attr, tags in ATTRS.items():
+        if attr == "late" and i < n // 2:
+            continue  # appears mid-batch
+        if rng.random() < 0.25:
+            continue
+        tag = tags[0] if len(tags) == 1 or rng.random() < 0.6 else rng.choice(tags)
+        if attr.startswith("n_"):
+            img[attr] = {"N": _n(rng, attr[2:])}
+        else:
+            img[attr] = value(rng, tag)
+    return img
+
+
+def record(rng: random.Random, i: int, n: int, table: str) -> dict[str, Any]:
+    pk, sk = f"P#{rng.randint(0, 5)}", rng.randint(0, 3)
+    keys = {"pk": {"S": pk}, "sk": {"N": str(sk)}}
+    kind = rng.choice(["INSERT", "MODIFY", "MODIFY", "REMOVE", "TTL", "KEYS"])
+    ddb: dict[str, Any] = {"Keys": keys, "SizeBytes": rng.randint(10, 400)}
+    name = {"TTL": "REMOVE", "KEYS": rng.choice(["INSERT", "MODIFY", "REMOVE"])}.get(kind, kind)
+    if kind in ("INSERT", "MODIFY"):
+        ddb["NewImage"] = image(rng, i, n, pk, sk)
+    if kind in ("MODIFY", "REMOVE", "TTL"):
+        old = image(rng, i, n, pk, sk)
+        if kind == "MODIFY":  # mostly the same item: a few attributes change
+            old = {k: (v if rng.random() < 0.7 else value(rng, "S")) for k, v in ddb["NewImage"].items()}
+        ddb["OldImage"] = old
+    rec: dict[str, Any] = {"eventID": f"ev-{i:06d}", "eventName": name, "awsRegion": "us-east-1",
+                           "eventSource": "aws:dynamodb", "dynamodb": ddb}
+    if kind == "TTL":
+        rec["userIdentity"] = TTL
+    elif rng.random() < 0.1:
+        rec["userIdentity"] = {"type": "User", "principalId": "someone"}
+    if table == "native":  # Kinesis Data Streams for DynamoDB: ms or µs, no SequenceNumber
+        rec["tableName"] = table
+        rec["recordFormat"] = "application/json"
+        if rng.random() < 0.5:
+            ddb["ApproximateCreationDateTime"] = 1_721_011_165_891_550 + i * 1_000_003_000
+            ddb["ApproximateCreationDateTimePrecision"] = "MICROSECOND"
+        else:
+            ddb["ApproximateCreationDateTime"] = 1_721_011_222_526 + i * 86_400_00
+    else:
+        rec["eventSourceARN"] = ARN.format(t=table)
+        # Lambda's DynamoDB Streams records: whole seconds, or seconds with a fraction
+        ddb["ApproximateCreationDateTime"] = 1_700_000_000 + i * 3_000 + rng.choice([0, 0, 0.5, 0.123457])
+        ddb["SequenceNumber"] = str(10**20 + i)
+    return rec
+
+
+def workload(seed: int, n: int) -> list[tuple[bytes, str | None]]:
+    """(payload, envelope table) per Kinesis record: fan-out envelopes, bare DynamoDB Streams
+    records and native KDS-for-DynamoDB records, with some redeliveries."""
+    rng = random.Random(seed)
+    out: list[tuple[bytes, str | None]] = []
+    for i in range(n):
+        table = rng.choice(["orders", "orders", "users", "native"])
+        rec = record(rng, i, n, table)
+        enveloped = table != "native" and rng.random() < 0.5
+        out.append((orjson.dumps(rec), table if enveloped else None))
+    for j in rng.sample(range(n), n // 20):  # redelivered copies
+        out.append(out[j])
+    return out
+
+
+def reference(payloads: Sequence[tuple[bytes, str | None]]) -> dict[str, list[Change]]:
+    seen: set[str] = set()
+    by_table: dict[str, list[Change]] = {}
+    for i, (body, table) in enumerate(payloads):
+        coords = Coordinates("shardId-000000000001", str(1000 + i))
+        doc = orjson.loads(body)
+        got = unwrap({"lake": {"v": 1, "table": table}, "record": doc} if table else doc, coords)
+        assert isinstance(got, tuple)
+        change = decode(got[0], got[1], coords)
+        if change.event_id not in seen:
+            seen.add(change.event_id)
+            by_table.setdefault(change.table, []).append(change)
+    return by_table
+
+
+def columnar(payloads: Sequence[tuple[bytes, str | None]]) -> vector.Converted:
+    n = len(payloads)
+    return vector.convert([b for b, _ in payloads], [t for _, t in payloads], ["shardId-000000000001"] * n,
+                          [str(1000 + i) for i in range(n)])
+
+
+def _json(values: list[Any]) -> list[Any]:
+    def load(v: str | None) -> Any:
+        try:
+            return None if v is None else json.loads(v, parse_float=Decimal)
+        except ValueError:
+            return v  # a widened column's plain text
+
+    return [load(v) for v in values]
+
+
+def assert_tables_equal(want: pa.Table, got: pa.Table, json_columns: Collection[str] = ()) -> None:
+    """Equal tables; ``json_columns`` equal as JSON values (member order may differ: the
+    columnar path writes members in the batch's first-appearance order)."""
+    assert got.schema == want.schema
+    for name in want.column_names:
+        a, b = got.column(name).to_pylist(), want.column(name).to_pylist()
+        if name in json_columns:
+            a, b = _json(a), _json(b)
+        assert a == b, name
+
+
+IMAGES = ("old_image", "new_image")
+TEXT_ATTRS = ("m", "l", "mixed")  # M/L typed JSON text (mixed: widened, holds M text too)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_columnar_equals_reference_on_random_workloads(seed: int) -> None:
+    payloads = workload(seed, 300)
+    want = reference(payloads)
+    got = columnar(payloads)
+    assert [t.source for t in got.tables] == list(want)
+    assert got.duplicates == len(payloads) - sum(len(v) for v in want.values())
+    schemas: dict[str, HistorySchema] = {}
+    for part in got.tables:
+        rows = want[part.source]
+        assert_tables_equal(changes_table(rows), part.changes(), IMAGES)
+        ref = history_table(rows, HistorySchema())
+        mine = part.history(HistorySchema())
+        assert_tables_equal(ref.table, mine.table, TEXT_ATTRS)
+        assert mine.schema == ref.schema and mine.added == ref.added
+        schemas[part.source] = ref.schema
+        assert [c for _, _, c in part.coordinates()] == [c.event_id for c in rows]
+    # a second batch against the evolved schemas: fixed decimal scales, widening, known columns
+    later = workload(seed + 100, 200)
+    want2, got2 = reference(later), columnar(later)
+    for part in got2.tables:
+        existing = schemas.get(part.source, HistorySchema())
+        ref = history_table(want2[part.source], existing)
+        mine = part.history(existing)
+        assert_tables_equal(ref.table, mine.table, TEXT_ATTRS)
+        assert mine.schema == ref.schema and mine.widened == ref.widened and mine.added == ref.added
+
+
+def test_known_column_types_are_kept_or_widened_as_the_reference_does() -> None:
+    payloads = workload(7, 120)
+    existing = HistorySchema({
+        "n_dec": HistoryColumn("n_dec", "n_dec", ColumnType("decimal(38,1)", "N")),  # too few digits
+        "n_int": HistoryColumn("n_int", "n_int", ColumnType("decimal(38,0)", "N")),
+        "s": HistoryColumn("s", "s", ColumnType("bigint", "N")),  # S in an N column
+        "gone": HistoryColumn("gone", "gone", ColumnType("boolean", "BOOL")),
+        "ns": HistoryColumn("ns", "ns", ColumnType("array<decimal(38,3)>", "NS")),
+    })
+    want = reference(payloads)
+    for part in columnar(payloads).tables:
+        ref = history_table(want[part.source], existing)
+        mine = part.history(existing)
+        assert_tables_equal(ref.table, mine.table, TEXT_ATTRS)
+        assert mine.widened == ref.widened and set(ref.widened) >= {"s"}
+
+
+def test_attribute_order_differing_between_records_keeps_the_json_value() -> None:
+    rng = random.Random(5)
+    payloads = workload(5, 100)
+    shuffled = []
+    for body, table in payloads:
+        rec = orjson.loads(body)
+        for side in ("NewImage", "OldImage"):
+            img = rec["dynamodb"].get(side)
+            if img:
+                items = list(img.items())
+                rng.shuffle(items)
+                rec["dynamodb"][side] = dict(items)
+        shuffled.append((orjson.dumps(rec), table))
+    want = reference(shuffled)
+    for part in columnar(shuffled).tables:
+        assert_tables_equal(changes_table(want[part.source]), part.changes(), IMAGES)
+
+
+def test_one_writers_order_is_kept_byte_for_byte() -> None:
+    """Records listing their attributes in one order (all present): the same text."""
+    rng = random.Random(3)
+    recs = []
+    for i in range(50):
+        img = {"pk": {"S": f"k{i}"}, "z": {"N": str(i)}, "a": {"M": {"y": {"S": "é\"\n"}, "b": {"NULL": True}}},
+               "m": {"L": [{"N": "1.50"}, {"SS": ["x"]}]}, "s": {"S": _s(rng)}}
+        recs.append((orjson.dumps({**BASE, "eventID": f"e{i}", "dynamodb": {**BASE["dynamodb"], "NewImage": img}}),
+                     None))
+    want = reference(recs)["orders"]
+    (part,) = columnar(recs).tables
+    assert part.changes().column("new_image").to_pylist() == changes_table(want).column("new_image").to_pylist()
+    ref = history_table(want, HistorySchema()).table
+    assert part.history(HistorySchema()).table.equals(ref)
+
+
+def _one(rec: Mapping[str, Any]) -> list[tuple[bytes, str | None]]:
+    good = [(orjson.dumps(r), None) for r in (record(random.Random(i), i, 10, "orders") for i in range(10))]
+    return [*good, (orjson.dumps(rec), None)]
+
+
+BASE: dict[str, Any] = {"eventID": "x", "eventName": "INSERT", "eventSourceARN": ARN.format(t="orders"),
+        "dynamodb": {"ApproximateCreationDateTime": 1_700_000_000, "Keys": {"pk": {"S": "a"}}}}
+
+
+@pytest.mark.parametrize("bad", [
+    {**BASE, "dynamodb": {**BASE["dynamodb"], "NewImage": {"a": {"X": "1"}}}},  # unknown tag
+    {**BASE, "dynamodb": {**BASE["dynamodb"], "NewImage": {"a": {"N": "12abc"}}}},  # not a number
+    {**BASE, "dynamodb": {**BASE["dynamodb"], "NewImage": {"a": {"N": 5}}}},  # kind conflict
+    {**BASE, "dynamodb": {**BASE["dynamodb"], "NewImage": {"a": "plain"}}},  # not typed JSON
+    {**BASE, "dynamodb": {**BASE["dynamodb"], "NewImage": {"a": {"S": "x", "N": "1"}}}},  # two tags
+    {**BASE, "dynamodb": {**BASE["dynamodb"], "Keys": {"pk": {"BOOL": True}}}},  # key of another type
+    {**BASE, "eventName": "UPSERT"},
+    {**BASE, "dynamodb": {"Keys": {"pk": {"S": "a"}}}},  # no time
+    {"hello": "world"},
+])
+def test_what_the_reference_would_reject_takes_the_reference_path(bad: dict[str, Any]) -> None:
+    with pytest.raises(vector.Unsupported):
+        columnar(_one(bad))
+
+
+def test_a_payload_that_is_not_one_json_line_takes_the_reference_path() -> None:
+    good = _one(BASE)[:-1]
+    for body in (b"not json", b'{"a":\n1}', b"[1,2]", orjson.dumps(BASE) + b"\n" + orjson.dumps(BASE)):
+        with pytest.raises(vector.Unsupported):
+            columnar([*good, (body, None)])
+
+
+def test_base64_is_decoded_for_the_whole_column_at_once() -> None:
+    values = [base64.b64encode(bytes(range(k))).decode() for k in range(12)] + [None, ""]
+    got = vector.b64_binary(pa.array(values, pa.string()))
+    assert got.to_pylist() == [None if v is None else base64.b64decode(v) for v in values]
