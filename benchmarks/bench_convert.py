@@ -4,12 +4,19 @@
 
 Same input for all (JSON lines of DynamoDB stream records, in memory):
   ours      the consumer's conversion (lake.curate.vector, columnar): both tables, ``changes``
-            and ``<table>_history``, to Parquet bytes per partition, as lake.curate.curate
-            does between the Kinesis payloads and S3
+            and ``<table>_history``, to Parquet bytes per partition (vector.convert +
+            vector.encode, as lake.curate.curate does between the Kinesis payloads and S3)
+  ours history-only
+            the history table alone (convert without the image texts of ``changes``):
+            like for like with (a), which builds one table of the new images; information
   per-rec   the per-record reference path (orjson → decode → column builders), same output
   (a)       boto3 TypeDeserializer per value → pandas DataFrame → pyarrow Parquet
   (b)       pyarrow.json.read_json on the same bytes (raw parse rate, no Parquet)
-Targets: ours ≥ 10× (a) and ≥ 0.5× (b) in records/s. ``--rss`` runs a dedicated
+Targets: ours (both tables) ≥ 10× (a) and ≥ 0.5× (b) in records/s. Both (a) and ours parse
+the JSON, so ours/(a) cannot exceed (b)/(a), which is 6-12x on a 2-core machine depending on
+load: ≥ 10× (a) means converting nearly as fast as read_json alone parses. ours, its
+history-only variant and (b) are timed in turns (best of 5, after one warm-up call each), so
+that load elsewhere on a shared machine hits them alike. ``--rss`` runs a dedicated
 subprocess converting ``--records`` (default 1,000,000) in streamed batches and checks
 peak RSS ≤ 512 MB. Exits 1 when a target is missed.
 """
@@ -73,14 +80,20 @@ def ours(lines: list[bytes]) -> int:
     n = len(lines)
     with paused_gc():
         converted = vector.convert(lines, [None] * n, ["shardId-000000000000"] * n, [str(i) for i in range(n)])
+        return sum(len(p.changes) + len(p.history)
+                   for part in converted.tables for p in vector.encode(part, HistorySchema()).partitions)
+
+
+def ours_history(lines: list[bytes]) -> int:
+    """Like for like with (a), which builds one table of the new images: our history table
+    alone (convert without the image texts of ``changes``, history columns, Parquet)."""
+    n = len(lines)
+    with paused_gc():
+        converted = vector.convert(lines, [None] * n, ["shardId-000000000000"] * n, [str(i) for i in range(n)],
+                                   images=False)
         size = 0
         for part in converted.tables:
-            table = part.changes()
-            days = vector.partitions(table)
-            history = part.history(HistorySchema()).table
-            for _, idx, _ in days:
-                size += len(parquet_bytes(table if idx is None else table.take(idx)))
-                size += len(parquet_bytes(history if idx is None else history.take(idx)))
+            size += len(parquet_bytes(part.history(HistorySchema()).table))
     return size
 
 
@@ -133,6 +146,21 @@ def rate(fn: Callable[[], object], n: int, repeat: int = 3) -> float:
     return n / best
 
 
+def interleaved(fns: dict[str, Callable[[], object]], n: int, rounds: int = 5) -> dict[str, float]:
+    """Best rate of each over ``rounds``, taking turns so that a burst of load elsewhere on a
+    shared machine hits all of them alike; one untimed warm-up call each (thread pools start,
+    a long-lived consumer process pays that once)."""
+    best = {name: float("inf") for name in fns}
+    for fn in fns.values():
+        fn()
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t)
+    return {name: n / secs for name, secs in best.items()}
+
+
 def batches(total: int, size: int) -> Iterator[list[bytes]]:
     done = 0
     template = make_lines(size)
@@ -171,16 +199,22 @@ def main(argv: list[str] | None = None) -> int:
     lines = make_lines(n)
     blob = b"\n".join(lines) + b"\n"
     print(f"{n:,} stream records, {len(blob) / n:.0f} bytes each")
-    r_ours = rate(lambda: ours(lines), n)
     r_ref = rate(lambda: per_record(lines), n, repeat=1)
     r_a = rate(lambda: baseline_boto3_pandas(lines), n, repeat=2)
-    r_b = rate(lambda: baseline_read_json(blob), n)
+    fast = interleaved({"ours": lambda: ours(lines), "hist": lambda: ours_history(lines),
+                        "b": lambda: baseline_read_json(blob)}, n)
+    r_ours, r_hist, r_b = fast["ours"], fast["hist"], fast["b"]
     print(f"  ours     both tables, Parquet    {r_ours:>12,.0f} rec/s")
+    print(f"  ours     history table only      {r_hist:>12,.0f} rec/s  (like for like with (a))")
     print(f"  per-rec  reference path          {r_ref:>12,.0f} rec/s  (information)")
     print(f"  (a)      TypeDeserializer→pandas {r_a:>12,.0f} rec/s")
     print(f"  (b)      pyarrow.json.read_json  {r_b:>12,.0f} rec/s")
     ra, rb = r_ours / r_a, r_ours / r_b
     print(f"  ratio ours/(a) = {ra:.1f}x (target ≥ 10x)   ours/(b) = {rb:.2f}x (target ≥ 0.5x)")
+    print(f"  history only: /(a) = {r_hist / r_a:.1f}x   /(b) = {r_hist / r_b:.2f}x   (information)")
+    # (a) parses too: ours/(a) ≥ 10x needs ours within (b)/(a)/10 of read_json's own rate
+    print(f"  (b)/(a) = {r_b / r_a:.1f}x: the most any reader of the JSON can be over (a) "
+          f"without beating read_json itself")
     ok = ra >= 10 and rb >= 0.5
     print("targets met" if ok else "TARGET MISSED")
     return 0 if ok else 1

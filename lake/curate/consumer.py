@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -124,16 +124,7 @@ def decode_batch(settings: Settings, clients: Clients, records: Sequence[Mapping
     return changes
 
 
-class Rows(Protocol):
-    """One source table's rows of a batch, as the writers need them (either path)."""
-
-    source: str
-
-    def changes(self) -> pa.Table: ...
-
-    def history(self, existing: HistorySchema) -> HistoryBatch: ...
-
-    def coordinates(self) -> list[tuple[str, str, str]]: ...
+Rows = vector.Rows
 
 
 @dataclass
@@ -255,21 +246,26 @@ def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result:
     glue = clients.glue
     curated = settings.zone_prefix("curated")
     source = part.source
-    # changes
-    catalog.ensure_changes_table(glue, settings)
-    table = part.changes()
-    days = vector.partitions(table)
-    parts: list[list[str]] = []
-    for dt, idx, file in days:
-        key = f"{curated}changes/table_name={source}/dt={dt}/{file}"
-        _put(settings, clients, key, parquet_bytes(table if idx is None else table.take(idx)))
-        result.files.append(key)
-        parts.append([source, dt])
-    catalog.add_partitions(glue, settings, catalog.CHANGES_TABLE, parts)
-    # history: schema first (Glue), then files, so a reader never meets an unknown column
     name = history_table_name(source)
-    existing = catalog.history_schema(glue, settings.glue_database, name)
-    batch = part.history(existing or HistorySchema())
+    found: list[HistorySchema | None] = []
+
+    def lookup() -> HistorySchema:
+        # called by vector.encode once the changes files are being written: the Glue round
+        # trips overlap that work
+        catalog.ensure_changes_table(glue, settings)
+        found.append(catalog.history_schema(glue, settings.glue_database, name))
+        return found[0] or HistorySchema()
+
+    encoded = vector.encode(part, lookup)
+    existing = found[0]
+    # changes
+    for p in encoded.partitions:
+        key = f"{curated}changes/table_name={source}/dt={p.dt}/{p.file}"
+        _put(settings, clients, key, p.changes)
+        result.files.append(key)
+    catalog.add_partitions(glue, settings, catalog.CHANGES_TABLE, [[source, p.dt] for p in encoded.partitions])
+    # history: schema first (Glue), then files, so a reader never meets an unknown column
+    batch = encoded.history
     if existing is None or batch.added or batch.widened or batch.schema.columns != existing.columns:
         catalog.put_history_table(glue, settings, name, source, batch.schema, exists=existing is not None)
     if batch.widened:
@@ -277,14 +273,12 @@ def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result:
         result.widened_columns.setdefault(name, []).extend(batch.widened)
     if batch.added:
         result.added_columns.setdefault(name, []).extend(batch.added)
-    hparts = []
-    for dt, idx, file in days:
-        key = f"{curated}{name}/dt={dt}/{file}"
-        _put(settings, clients, key, parquet_bytes(batch.table if idx is None else batch.table.take(idx)))
+    for p in encoded.partitions:
+        key = f"{curated}{name}/dt={p.dt}/{p.file}"
+        _put(settings, clients, key, p.history)
         result.files.append(key)
-        hparts.append([dt])
-    catalog.add_partitions(glue, settings, name, hparts)
-    result.rows += table.num_rows
+    catalog.add_partitions(glue, settings, name, [[p.dt] for p in encoded.partitions])
+    result.rows += encoded.rows
 
 
 def curate(settings: Settings, records: Sequence[Mapping[str, Any]],

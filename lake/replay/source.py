@@ -20,6 +20,7 @@ read the same layout from files or bytes (tests, benchmarks, a copied archive).
 
 from __future__ import annotations
 
+import gc
 import gzip
 import heapq
 import operator
@@ -28,6 +29,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
 from pathlib import Path
@@ -35,7 +37,6 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from lake.archive.encode import gc_paused
 from lake.archive.keys import ForeignKeyError, RawObjectKey, partition_prefix, zone_prefix
 from lake.errors import MalformedRecordError
 from lake.replay.selection import Selection
@@ -48,8 +49,9 @@ _RECORD_SEP = b',"record":'
 # non-blank line (another writer's field order, a torn line) matches the last alternative
 # instead, and the object is then read line by line.
 # A string's body as an unrolled loop (runs of plain bytes, then one escape): the regex engine
-# spends its time in tight character-class loops, not a branch per byte.
-_STR = rb'[^"\\\n]*+(?:\\.[^"\\\n]*+)*+'
+# spends its time in tight character-class loops, not a branch per byte. Control characters
+# are not JSON inside a string: such a line is left to the line reader, which refuses it.
+_STR = rb'[^"\\\x00-\x1f]*+(?:\\.[^"\\\x00-\x1f]*+)*+'
 _ENVELOPE_LINE = re.compile(
     rb'^(?:\{"lake":\{"table":"' + _STR + rb'","key":"(' + _STR + rb')","seq":"(\d++)","t":(-?\d++),'
     rb'"event":"([A-Z]++)","id":"(' + _STR + rb')","ttl":(?:true|false)\},"record":(.*)\}\r?|(.+))$',
@@ -231,6 +233,21 @@ def _prefetched(pool: ThreadPoolExecutor, store: ObjectStore, objs: Iterable[Raw
         yield obj, fut.result()
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic GC around a loop that builds many small tuples and no cycles,
+    restoring it (if it was on) afterwards. Collections triggered by those allocations would
+    only walk them; measured, about a tenth of reading an object (benchmarks/bench_replay.py)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def read_object(
     store: ObjectStore, obj: RawObjectKey, selection: Selection,
     after: Mapping[str, int] | None = None, body: bytes | None = None,
@@ -256,7 +273,7 @@ _EVENT_TEXT = {name.encode(): name for name in ("INSERT", "MODIFY", "REMOVE")}
 
 
 def _unescaped(values: list[str], raw: tuple[bytes, ...]) -> list[str]:
-    """JSON-string contents → str, for the rare column with a backslash escape in it."""
+    """JSON-string contents → str, for the rare column with an escape (a backslash) in it."""
     return [orjson.loads(b'"' + r + b'"') if b"\\" in r else v for v, r in zip(values, raw, strict=True)]
 
 
@@ -278,29 +295,38 @@ def _read_columns(obj: RawObjectKey, body: bytes, selection: Selection,
         events = list(map(_EVENT_TEXT.__getitem__, raw_events))
     except KeyError:  # not an event name the archiver writes: kept as it is (and never selected by name)
         events = list(map(bytes.decode, raw_events))
-    if b"\\" in b"".join(raw_keys):
-        keys = _unescaped(keys, raw_keys)
-    if b"\\" in b"".join(raw_ids):
-        ids = _unescaped(ids, raw_ids)
-    seqs = list(map(int, raw_seqs))
-    ts = list(map(int, raw_ts))
+    try:
+        if b"\\" in b"".join(raw_keys):
+            keys = _unescaped(keys, raw_keys)
+        if b"\\" in b"".join(raw_ids):
+            ids = _unescaped(ids, raw_ids)
+    except orjson.JSONDecodeError:
+        return None  # not JSON after all (a bad escape): the line reader names the problem
+    seqs = list(map(int, raw_seqs))  # beyond 64 bits: int() it is
+    # Event times are JSON integers of at most 18 digits (year 9999 is 2.5e17 us): one orjson
+    # call parses them all, about three times faster than int() per line.
+    try:
+        ts = orjson.loads(b"[" + b",".join(raw_ts) + b"]") if max(map(len, raw_ts)) <= 18 \
+            else list(map(int, raw_ts))
+    except orjson.JSONDecodeError:  # e.g. a leading zero: not JSON, and the line reader says so
+        return None
 
     # Per-line selection as masks; a bound every line already satisfies costs nothing.
     pos = position_key(obj.table, obj.shard)
     floor = after.get(pos, -1) if after else -1
     since, until = selection.since_us, selection.until_us
+    n = len(rows)
     masks: list[Iterator[bool]] = []
     if floor >= 0 and min(seqs) <= floor:
-        masks.append(map(floor.__lt__, seqs))
+        masks.append(map(operator.lt, repeat(floor, n), seqs))
     if since is not None and min(ts) < since:
-        masks.append(map(since.__le__, ts))
+        masks.append(map(operator.le, repeat(since, n), ts))
     if until is not None and max(ts) >= until:
-        masks.append(map(until.__gt__, ts))
+        masks.append(map(operator.gt, repeat(until, n), ts))
     if selection.keys:
         masks.append(map(selection.keys.__contains__, keys))
     if selection.event_names:
         masks.append(map(selection.event_names.__contains__, events))
-    n = len(rows)
     changes: Iterator[tuple[Any, ...]] = zip(ts, seqs, ids, keys, events, repeat(obj.table, n),
                                              repeat(obj.shard, n), repeat(pos, n), records, strict=True)
     if masks:
@@ -360,7 +386,7 @@ class ReadStats:
 
 def _dedupe(changes: list[Change], stats: ReadStats) -> list[Change]:
     """Drop second copies (same sequence number and eventID, adjacent once sorted)."""
-    if len({c[2] for c in changes}) == len(changes):
+    if len(set(map(_ID, changes))) == len(changes):
         return changes  # the usual case, checked at C speed
     out: list[Change] = []
     prev_seq, prev_id = -1, None
@@ -440,5 +466,6 @@ def iter_changes(
 
 
 _SEQ = operator.itemgetter(1)
+_ID = operator.itemgetter(2)
 _TIME = operator.itemgetter(0)
 _POS = operator.itemgetter(7)

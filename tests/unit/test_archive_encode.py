@@ -288,3 +288,16 @@ def test_key_text_is_the_canonical_key_string(keys: dict[str, Any], text: str) -
     from lake.records import key_string
 
     assert key_text(keys) == key_string(keys) == text
+
+
+def test_plan_batch_equals_encode_record_then_build_objects() -> None:
+    from lake.archive.encode import build_objects
+
+    other = "arn:aws:dynamodb:us-east-1:123456789012:table/users/stream/2024-05-01T00:00:00.000"
+    recs = load_event("ddbHourBoundary.json")["Records"] + [stream_record(9, arn=other), stream_record(3)]
+    plan = plan_batch(recs, "pre/fix")
+    assert plan.rejected == ()
+    built = build_objects([encode_record(r, i) for i, r in enumerate(recs)], "pre/fix")
+    assert [(o.key, o.body, o.sha256, o.sequence_numbers) for o in plan.objects] == \
+        [(o.key, o.body, o.sha256, o.sequence_numbers) for o in built]
+    assert len(plan.objects) >= 4 and all(o.key.prefix == "pre/fix" for o in plan.objects)

@@ -186,8 +186,11 @@ IMAGES = ("old_image", "new_image")
 TEXT_ATTRS = ("m", "l", "mixed")  # M/L typed JSON text (mixed: widened, holds M text too)
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one-parse", "two-halves"])
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_columnar_equals_reference_on_random_workloads(seed: int) -> None:
+def test_columnar_equals_reference_on_random_workloads(seed: int, split: bool, monkeypatch: pytest.MonkeyPatch
+                                                       ) -> None:
+    monkeypatch.setattr(vector, "_split_parse", lambda n: split)
     payloads = workload(seed, 300)
     want = reference(payloads)
     got = columnar(payloads)
@@ -212,6 +215,21 @@ def test_columnar_equals_reference_on_random_workloads(seed: int) -> None:
         mine = part.history(existing)
         assert_tables_equal(ref.table, mine.table, TEXT_ATTRS)
         assert mine.schema == ref.schema and mine.widened == ref.widened and mine.added == ref.added
+
+
+def test_parsing_in_two_halves_gives_the_batch_parse() -> None:
+    """Halves whose inferences differ (a field missing or all null in one, a struct's members
+    appearing late) merge into what one parse gives; halves that disagree on a kind (int
+    here, double there) are parsed again as one batch."""
+    bodies = [b for b, _ in workload(11, 300)]
+    assert vector.parse(bodies, split=True).equals(vector.parse(bodies, split=False))
+    recs = [{"a": i, "s": None if i < 5 else "x", "m": {"p": 1} if i < 5 else {"q": [1.5]}} for i in range(10)]
+    mixed = [orjson.dumps(r) for r in recs] + [orjson.dumps({"a": 0.5})]
+    for batch in ([orjson.dumps(r) for r in recs], mixed):
+        whole = vector.parse(batch, split=False)
+        halves = vector.parse(batch, split=True)
+        assert halves.type == whole.type and halves.to_pylist() == whole.to_pylist()
+    assert vector.parse(mixed, split=False).type.field("a").type == pa.float64()
 
 
 def test_known_column_types_are_kept_or_widened_as_the_reference_does() -> None:

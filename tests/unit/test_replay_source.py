@@ -12,12 +12,12 @@ from typing import Any
 import orjson
 import pytest
 
-from lake.archive.encode import gc_paused, plan_batch
+from lake.archive.encode import plan_batch
 from lake.archive.keys import RawObjectKey
 from lake.errors import MalformedRecordError
 from lake.replay import MemoryStore, Selection
 from lake.replay.engine import frozen_heap
-from lake.replay.source import Change, _read_columns, _read_lines, fetch, position_key, read_object
+from lake.replay.source import Change, _read_columns, _read_lines, fetch, gc_paused, position_key, read_object
 from lake.replay.targets import event_payload
 from tests import replay_handlers as h
 
@@ -118,7 +118,16 @@ def test_crlf_lines_take_the_fast_path_with_the_same_result() -> None:
     assert _read_columns(key, crlf, Selection(), None) == _read_lines(key, body, Selection(), None)
 
 
-@pytest.mark.parametrize("bad", [b'{"lake":{"table":"orders"}', b'{"nope":1}', b'{"lake":{"seq":"x"},"record":{}}'])
+ENV = b'{"lake":{"table":"orders","key":"%s","seq":"1","t":1,"event":"INSERT","id":"x","ttl":false},"record":{}}'
+
+
+@pytest.mark.parametrize("bad", [
+    b'{"lake":{"table":"orders"}', b'{"nope":1}', b'{"lake":{"seq":"x"},"record":{}}',
+    ENV % b"pk=a\tb",  # a raw control character: not JSON
+    ENV % b"pk=a\\qb",  # an escape JSON does not have
+    ENV % b"pk=\xff",  # not UTF-8
+    ENV.replace(b'"t":1,', b'"t":01,') % b"pk=a",  # a leading zero: not a JSON number
+])
 def test_malformed_lines_are_named(bad: bytes) -> None:
     ((key, body), *_) = archived(odd_history())
     store = MemoryStore({key.render(): body + bad + b"\n"})
