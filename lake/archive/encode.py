@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -209,12 +210,34 @@ def _time_us(record: Mapping[str, Any]) -> int:
         raise MalformedRecordError(f"ApproximateCreationDateTime is not a usable time: {e}") from None
 
 
+UNKNOWN_TABLE = "_unknown"
+
+
+def _source(arn: Any) -> tuple[str, str]:
+    """``(table, shard token)`` of a stream ARN; one ARN per event source mapping, so cached.
+
+    A record whose eventSourceARN is missing or not a DynamoDB stream ARN (sample events
+    carry placeholders such as ``eventsource_arn``) is still a change someone delivered:
+    it is archived verbatim under ``table=_unknown``, its shard token derived from the ARN
+    text, rather than dropped from the source of truth.
+    """
+    if type(arn) is not str:  # (not hashable, so not for the cache below)
+        return UNKNOWN_TABLE, "no-arn"
+    return _source_of(arn)
+
+
 @functools.lru_cache(maxsize=256)
-def _source(arn: str) -> tuple[str, str]:
-    """``(table, shard token)`` of a stream ARN; one ARN per event source mapping, so cached."""
-    table = table_from_arn(arn)
+def _source_of(arn: str) -> tuple[str, str]:
     try:
-        shard = shard_token(stream_label_from_arn(arn))
+        table = table_from_arn(arn)
+    except MalformedRecordError:
+        return UNKNOWN_TABLE, "arn-" + hashlib.sha256(arn.encode()).hexdigest()[:16]
+    try:
+        label = stream_label_from_arn(arn)
+    except MalformedRecordError:  # a table ARN without its stream part
+        return table, "no-stream"
+    try:
+        shard = shard_token(label)
         RawObjectKey(table, date(2000, 1, 1), 0, shard, "0", "0")  # validates table and shard
     except ForeignKeyError as e:
         raise MalformedRecordError(f"eventSourceARN {arn!r}: {e}") from None
@@ -256,6 +279,7 @@ _number, _base64 = _NUMBER.fullmatch, _BASE64.fullmatch
 
 
 _NO_IMAGE: dict[str, Any] = {}
+_MISSING = object()
 
 
 def envelope(record: Any) -> tuple[dict[str, Any], date, int, str]:
@@ -281,10 +305,7 @@ def envelope(record: Any) -> tuple[dict[str, Any], date, int, str]:
         raise MalformedRecordError(f"dynamodb.SequenceNumber {seq!r} is not ASCII decimal")
     if len(seq) > SEQ_DIGITS and len(seq.lstrip("0")) > SEQ_DIGITS:
         raise MalformedRecordError(f"dynamodb.SequenceNumber has more than {SEQ_DIGITS} digits")
-    arn = record.get("eventSourceARN")
-    if type(arn) is not str:
-        raise MalformedRecordError("record has no eventSourceARN (the table and stream come from it)")
-    table, shard = _source(arn)
+    table, shard = _source(record.get("eventSourceARN"))
     event = record.get("eventName")
     if type(event) is not str or event not in _EVENT_NAMES:
         raise MalformedRecordError(f"eventName {event!r} is not one of {', '.join(EVENT_NAMES)}")
@@ -298,7 +319,15 @@ def envelope(record: Any) -> tuple[dict[str, Any], date, int, str]:
         name = "NewImage" if type(ddb.get("NewImage", _NO_IMAGE)) is not dict else "OldImage"
         raise MalformedRecordError(f"dynamodb.{name} is a {type(ddb[name]).__name__}, not an object of attributes")
     key = key_text(ddb.get("Keys"))
-    t = ddb.get("ApproximateCreationDateTime")
+    t = ddb.get("ApproximateCreationDateTime", _MISSING)
+    if t is _MISSING:
+        # Lambda always sets it; a hand-made event may not. Place the record by its arrival
+        # time instead and say so in the envelope (``tsrc``), rather than lose it.
+        us = time.time_ns() // 1000
+        day, hour = _hour_of(us // 3_600_000_000)
+        ttl = event == "REMOVE" and _is_ttl(record.get("userIdentity"))
+        return ({"table": table, "key": key, "seq": seq, "t": us, "event": event, "id": event_id, "ttl": ttl,
+                 "tsrc": "arrival"}, day, hour, shard)
     # The usual Lambda shape inline (integer epoch seconds, no precision field, not a
     # Kinesis record); anything else through the general helper.
     if type(t) is int and "ApproximateCreationDateTimePrecision" not in ddb \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 import gzip
 import hashlib
 from collections.abc import Iterator
@@ -127,25 +128,29 @@ def test_stream_view_types(lake: tuple[Settings, Clients]) -> None:
     assert [rec for _, rec in obj["lines"]] == ev["Records"]
 
 
-def test_powertools_sample_event_is_quarantined_with_reasons(lake: tuple[Settings, Clients]) -> None:
-    """Powertools' sample has placeholder ARNs and a record without a creation time."""
+def test_powertools_sample_event_archives_verbatim(lake: tuple[Settings, Clients]) -> None:
+    """Powertools' sample has placeholder ARNs and a record without a creation time: both are
+    still archived verbatim (table=_unknown; the second placed by its arrival time)."""
     settings, clients = lake
     ev = load_event("dynamoStreamEvent.json")
+    before_us = time.time_ns() // 1000
     assert stream_archiver.lambda_handler(copy.deepcopy(ev), None) == {"batchItemFailures": []}
-    assert raw_objects(settings, clients) == {}
-    got = sorted(quarantined(settings, clients), key=lambda q: q["coordinates"]["index"])
-    assert [q["record"] for q in got] == ev["Records"]
-    assert "eventsource_arn" in got[0]["reason"] and "is not a DynamoDB" in got[0]["reason"]
-    assert "source_arn" in got[1]["reason"]
-    assert got[1]["coordinates"]["SequenceNumber"] == "222"
-    # with a real stream ARN, the first archives; the second still lacks its creation time
+    assert quarantined(settings, clients) == []
+    objects = raw_objects(settings, clients)
+    assert all("/table=_unknown/" in "/" + k for k in objects)
+    lines = sorted((ln for o in objects.values() for ln in o["lines"]), key=lambda ln: ln[1]["eventID"])
+    assert [rec for _, rec in lines] == ev["Records"]
+    first, second = (env for env, _ in lines)
+    assert first["t"] == 1693997155 * 1_000_000 and "tsrc" not in first
+    assert second["tsrc"] == "arrival" and second["t"] >= before_us
+    assert (first["key"], second["seq"]) == ("Id=101", "222")
+    # with a real stream ARN the records land under their table
     arn = "arn:aws:dynamodb:us-west-2:123456789012:table/powertools/stream/2023-09-06T00:00:00.000"
     for rec in ev["Records"]:
         rec["eventSourceARN"] = arn
     stream_archiver.lambda_handler(ev, None)
-    (obj,) = raw_objects(settings, clients).values()
-    assert [rec for _, rec in obj["lines"]] == ev["Records"][:1]
-    assert any("ApproximateCreationDateTime" in q["reason"] for q in quarantined(settings, clients))
+    mine = [k for k in raw_objects(settings, clients) if "table=powertools/" in k]
+    assert len(mine) == 2  # two hours: 2023-09-06 and the arrival hour
 
 
 def test_settings_and_clients_are_resolved_lazily_from_the_environment(settings: Settings) -> None:

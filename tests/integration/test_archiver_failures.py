@@ -61,7 +61,7 @@ def test_throttled_partition_fails_from_the_retry_point_without_duplicates(setti
     flaky = Clients(settings)
     refused = throttle_puts_for(flaky, "/hour=01/")
     malformed = stream_record(2, t=T0 + 3700)
-    del malformed["eventSourceARN"]  # to quarantine; its seq is after the throttled partition's
+    malformed["eventName"] = "UPSERT"  # to quarantine; its seq is after the throttled partition's
     # stream (= sequence) order: hour 00, hour 01 (throttled), malformed, hour 02
     ev = event(stream_record(0, t=T0), stream_record(1, t=T0 + 3600), malformed, stream_record(3, t=T0 + 7200))
     seqs = [r["dynamodb"]["SequenceNumber"] for r in ev["Records"]]
@@ -81,7 +81,7 @@ def test_throttled_partition_fails_from_the_retry_point_without_duplicates(setti
         archived = [r for o in raw_objects(settings, healthy).values() for _, r in o["lines"]]
         assert sorted(r["eventID"] for r in archived) == sorted(ev["Records"][i]["eventID"] for i in (0, 1, 3))
         (q,) = quarantined(settings, healthy)  # each record exactly once, archived or quarantined
-        assert "eventSourceARN" in q["reason"] and q["record"] == malformed
+        assert "eventName" in q["reason"] and q["record"] == malformed
     finally:
         stream_archiver.configure()
 

@@ -169,7 +169,6 @@ def test_unknown_type_tag_in_an_image_is_archived_verbatim() -> None:
 
 @pytest.mark.parametrize(("mutate", "reason"), [
     (lambda r: r["dynamodb"].pop("SequenceNumber"), "SequenceNumber"),
-    (lambda r: r.pop("eventSourceARN"), "eventSourceARN"),
     (lambda r: r["dynamodb"].update(ApproximateCreationDateTime="soon"), "epoch number"),
     (lambda r: r["dynamodb"].update(ApproximateCreationDateTime=1e300), "outside"),
     (lambda r: r.update(eventName="UPSERT"), "eventName"),
@@ -301,3 +300,22 @@ def test_plan_batch_equals_encode_record_then_build_objects() -> None:
     assert [(o.key, o.body, o.sha256, o.sequence_numbers) for o in plan.objects] == \
         [(o.key, o.body, o.sha256, o.sequence_numbers) for o in built]
     assert len(plan.objects) >= 4 and all(o.key.prefix == "pre/fix" for o in plan.objects)
+
+
+@pytest.mark.parametrize(("arn", "table", "shard"), [
+    (None, "_unknown", "no-arn"),
+    ("eventsource_arn", "_unknown", None),
+    ("arn:aws:dynamodb:us-east-1:123456789012:table/orders", "orders", "no-stream"),
+])
+def test_records_without_a_stream_arn_are_still_archived(arn: Any, table: str, shard: str | None) -> None:
+    rec = stream_record(1)
+    if arn is None:
+        rec.pop("eventSourceARN")
+    else:
+        rec["eventSourceARN"] = arn
+    plan = plan_batch([rec])
+    assert plan.rejected == ()
+    (obj,) = plan.objects
+    assert obj.key.table == table and (shard is None or obj.key.shard == shard)
+    ((env, back),) = lines_of(plan.objects)
+    assert back == rec and env["table"] == table

@@ -186,11 +186,13 @@ IMAGES = ("old_image", "new_image")
 TEXT_ATTRS = ("m", "l", "mixed")  # M/L typed JSON text (mixed: widened, holds M text too)
 
 
-@pytest.mark.parametrize("split", [False, True], ids=["one-parse", "two-halves"])
+@pytest.mark.parametrize("parallel", [False, True], ids=["one-thread", "threads"])
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_columnar_equals_reference_on_random_workloads(seed: int, split: bool, monkeypatch: pytest.MonkeyPatch
-                                                       ) -> None:
-    monkeypatch.setattr(vector, "_split_parse", lambda n: split)
+def test_columnar_equals_reference_on_random_workloads(seed: int, parallel: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``threads``: parsed in two halves and built on the pool, as large batches are."""
+    monkeypatch.setattr(vector, "_split_parse", lambda n: parallel)
+    monkeypatch.setattr(vector, "POOL_MIN", 0 if parallel else 10**9)
     payloads = workload(seed, 300)
     want = reference(payloads)
     got = columnar(payloads)
