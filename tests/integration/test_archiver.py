@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import copy
-import time
 import gzip
 import hashlib
+import time
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
