@@ -1,7 +1,7 @@
 """Quarantine: where a record that can never be processed goes, with its reason.
 
-An S3 object per record under ``quarantine/stage=<stage>/dt=<day>/`` named by the
-sha256 of its content, so a redelivered poison record overwrites itself. S3, not
+An S3 object per record under ``quarantine/stage=<stage>/`` named by the sha256 of
+its content, so a redelivered poison record overwrites itself, on any day. S3, not
 SQS: a quarantined record may be a 400 KB item, over SQS's 256 KB message limit.
 The local runtime's batch-level on-failure destination (SQS) is separate: it
 carries batch coordinates, as AWS's does.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -48,10 +47,9 @@ def _ascii(text: str) -> str:
     return text.encode("ascii", "replace").decode()
 
 
-def quarantine_key(settings: Settings, item: Quarantined, body: bytes, now: datetime | None = None) -> str:
-    day = (now or datetime.now(UTC)).strftime("%Y-%m-%d")
+def quarantine_key(settings: Settings, item: Quarantined, body: bytes) -> str:
     digest = hashlib.sha256(body).hexdigest()
-    return f"{settings.zone_prefix('quarantine')}stage={item.stage}/dt={day}/{digest}.json"
+    return f"{settings.zone_prefix('quarantine')}stage={item.stage}/{digest}.json"
 
 
 def quarantine(settings: Settings, clients: Clients, items: list[Quarantined]) -> list[str]:

@@ -1,10 +1,10 @@
 """One settings object for the whole lake.
 
 Resolution order, highest first: an explicit argument (a CLI flag), a ``LAKE_*``
-environment variable, the ``[lake]`` table of ``lake.toml`` (in the working
-directory, or the file named by ``LAKE_CONFIG``), then the defaults below.
-The standard ``AWS_ENDPOINT_URL`` / ``AWS_REGION`` / ``AWS_PROFILE`` variables
-are honoured after the ``LAKE_`` ones so that plain AWS tooling habits work.
+environment variable, the standard ``AWS_ENDPOINT_URL`` / ``AWS_REGION`` /
+``AWS_DEFAULT_REGION`` / ``AWS_PROFILE`` variables (so plain AWS tooling habits
+work), the ``[lake]`` table of ``lake.toml`` (in the working directory, or the
+file named by ``LAKE_CONFIG``), then the defaults below.
 """
 
 from __future__ import annotations
@@ -188,7 +188,8 @@ class Settings:
         known = {f.name: f for f in fields(cls) if f.name != "extra"}
         values: dict[str, Any] = {}
 
-        path = Path(config_path or env.get("LAKE_CONFIG") or CONFIG_FILE)
+        named = config_path or env.get("LAKE_CONFIG")
+        path = Path(named or CONFIG_FILE)
         if path.is_file():
             try:
                 data = tomllib.loads(path.read_text())
@@ -200,13 +201,13 @@ class Settings:
                 if name not in known:
                     raise ConfigError(f"{path}: unknown setting {key!r} (known: {', '.join(sorted(known))})")
                 values[name] = value
-        elif config_path is not None:
+        elif named:
             raise ConfigError(f"config file {path} does not exist")
 
-        # Standard AWS variables sit below our own prefix.
-        for name, var in (("endpoint_url", "AWS_ENDPOINT_URL"), ("region", "AWS_REGION"),
-                          ("region", "AWS_DEFAULT_REGION"), ("profile", "AWS_PROFILE")):
-            if env.get(var) and name not in values:
+        # The environment beats the file; the standard AWS variables sit below our own prefix.
+        for name, var in (("region", "AWS_DEFAULT_REGION"), ("endpoint_url", "AWS_ENDPOINT_URL"),
+                          ("region", "AWS_REGION"), ("profile", "AWS_PROFILE")):
+            if env.get(var):
                 values[name] = env[var]
         for name in known:
             var = ENV_PREFIX + name.upper()

@@ -55,8 +55,9 @@ def handler_exists(function: str) -> bool:
 def _mapping(w: Wiring, arn: str, dlq_arn: str, name: str) -> Any:
     from lake.runtime import EventSourceMapping
 
+    # As template.yaml, except MaximumBatchingWindowInSeconds: none locally, for latency.
     return EventSourceMapping(
-        function=w.function, event_source_arn=arn, batch_size=w.batch_size,
+        function=w.function, event_source_arn=arn, batch_size=w.batch_size, timeout_s=120.0,
         starting_position="TRIM_HORIZON", maximum_retry_attempts=5,
         bisect_batch_on_function_error=True, report_batch_item_failures=True,
         on_failure_destination=dlq_arn, name=name,
@@ -164,12 +165,23 @@ class EmbeddedLake:
         self.mappings: list[Any] = []
         self.watch_tables = watch_tables
         self.watcher: TableWatcher | None = None
+        self._saved_env: dict[str, str | None] = {}
 
     def start(self) -> Settings:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # nothing left listening or polling when start fails halfway
+            raise
+
+    def _start(self) -> Settings:
         endpoint = self.aws.start()
         self.settings = self.base_settings.replace(endpoint_url=endpoint)
-        # Handlers run in this process and resolve settings from the environment, as on Lambda.
-        os.environ.update(self.settings.env())
+        # Handlers run in this process and resolve settings from the environment, as on Lambda;
+        # what we change is put back by stop().
+        env = self.settings.env()
+        self._saved_env = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         self.clients = Clients(self.settings)
         self.provisioned = provision(self.settings, self.clients)
         if self.ttl_interval_s:
@@ -203,6 +215,12 @@ class EmbeddedLake:
         if self.sweeper is not None:
             self.sweeper.stop()
         self.aws.stop()
+        for k, v in self._saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        self._saved_env = {}
 
     def __enter__(self) -> EmbeddedLake:
         self.start()

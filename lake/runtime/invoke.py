@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 import time
 import traceback
@@ -54,6 +55,9 @@ def resolve_handler(function: str | Callable[..., Any]) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
+log = logging.getLogger("lake.runtime")
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one invocation came to."""
@@ -83,6 +87,13 @@ def invoke(handler: Handler, event: dict[str, Any], context: LambdaContext, time
     worker.start()
     worker.join(timeout_s)
     if worker.is_alive():
+        # Lambda kills a timed-out sandbox; a thread can't be killed. Give it one more
+        # timeout to finish before the retry starts, so the retry doesn't run beside it
+        # (two invocations writing the same keys at once would break per-key order).
+        worker.join(timeout_s)
+        if worker.is_alive():
+            log.error("%s: handler still running %.0f s after its timeout; retrying beside it",
+                      context.function_name, timeout_s)
         return "timeout", f"Task timed out after {timeout_s:.2f} seconds"
     if "error" in box:
         return "error", box["error"]
@@ -93,9 +104,9 @@ def interpret(kind: str, result: Any, seqs: Sequence[str], report_batch_item_fai
     """Map a handler's reply to an outcome, with AWS's rules for ``batchItemFailures``.
 
     Success: any reply without ReportBatchItemFailures; with it, ``None``, ``{}``, or a
-    null/empty ``batchItemFailures``. Whole-batch failure: a reply that is not an object,
-    an object without ``batchItemFailures``, an entry without a non-empty string
-    ``itemIdentifier``, or an identifier that is not in the batch.
+    null, absent or empty ``batchItemFailures`` (AWS: "a null batchItemFailures list" is a
+    complete success). Whole-batch failure: a reply that is not an object, an entry
+    without a non-empty string ``itemIdentifier``, or an identifier that is not in the batch.
     """
     if kind == "timeout":
         return Outcome(False, error=str(result), function_error="Unhandled", timed_out=True)
@@ -105,11 +116,7 @@ def interpret(kind: str, result: Any, seqs: Sequence[str], report_batch_item_fai
         return Outcome(True)
     if not isinstance(result, Mapping):
         return Outcome(False, error=f"malformed batch response (not an object): {result!r:.200}")
-    if not result:
-        return Outcome(True)
-    if "batchItemFailures" not in result:
-        return Outcome(False, error=f"malformed batch response (no batchItemFailures): {result!r:.200}")
-    failures = result["batchItemFailures"]
+    failures = result.get("batchItemFailures")
     if failures is None or failures == []:
         return Outcome(True)
     if not isinstance(failures, list):

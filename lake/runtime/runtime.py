@@ -273,17 +273,19 @@ class _MappingRunner:
             function_error=last_outcome.function_error if last_outcome else None, now=time.time(),
         )
         body = orjson.dumps(msg).decode()
-        for attempt in range(5):
+        attempt = 0
+        while True:
             try:
                 self.rt.clients.sqs.send_message(QueueUrl=self.destination_url, MessageBody=body)
                 break
             except Exception as e:
-                if attempt == 4:
-                    self.stats.add(records_discarded=len(records))
-                    log.error("%s: could not send the failure of shard %s (%s..%s) to %s: %s; records LOST",
-                              self.m.function_name, shard_id, first, last, self.destination_url, e)
-                    return
-                time.sleep(0.2 * (attempt + 1))
+                # The shard waits: moving on would lose the records, since the checkpoint would pass them.
+                attempt += 1
+                log.error("%s: could not send the failure of shard %s (%s..%s) to %s (attempt %d), "
+                          "the shard waits: %s", self.m.function_name, shard_id, first, last,
+                          self.destination_url, attempt, e)
+                if self.rt._stop.wait(min(0.2 * 2 ** min(attempt, 5), 5.0)):
+                    raise _Stopped from None
         self.stats.add(records_to_destination=len(records), destination_messages=1)
         log.warning("%s: %d record(s) of shard %s (%s..%s) sent to the on-failure destination (%s)",
                     self.m.function_name, len(records), shard_id, first, last, condition)
@@ -362,6 +364,8 @@ class _ShardWorker:
                 self.buffer.append(rec)
                 self.last_read_seq = rec.seq
             got_new = bool(res.records)
+            if got_new:
+                self.r.rt.note_activity()
             # AWS ends a closed shard with a null iterator; moto keeps handing out iterators,
             # so an empty read of a shard listed as closed ends it too.
             end_of_shard = res.next_iterator is None or (not res.records and self.r.is_closed(self.shard_id))
@@ -403,6 +407,9 @@ class _ShardWorker:
                 self.buffer.extendleft(reversed(taken))
                 raise _Stopped
             self.r.store.update(self.shard_id, seq=taken[-1].seq)
+            # A handler may have written to a stream another mapping reads: that mapping's
+            # earlier empty reads no longer prove it idle.
+            self.r.rt.note_activity()
         finally:
             self.busy = False
 
@@ -490,6 +497,7 @@ class LocalRuntime:
         if len(set(ids)) != len(ids):
             raise ConfigError("two mappings share a function and a source: give them distinct names")
         self._stop = threading.Event()
+        self._last_activity = 0.0  # monotonic time of the last record read or batch completed
         self._runners = [_MappingRunner(self, m) for m in mappings]
         self.stats: dict[str, MappingStats] = {}
         for runner in self._runners:
@@ -499,18 +507,24 @@ class LocalRuntime:
             self.stats[key] = runner.stats
         self.started = False
 
-    def add_mapping(self, mapping: EventSourceMapping) -> None:
-        """Add a mapping to a runtime (running or not), as creating an event source mapping on AWS."""
+    def add_mapping(self, mapping: EventSourceMapping) -> bool:
+        """Add a mapping to a runtime (running or not), as creating an event source mapping on AWS.
+
+        Idempotent: a mapping already present is left alone (False). Nothing is registered
+        unless its source, handler and destination check out.
+        """
         if any(r.m.mapping_id == mapping.mapping_id for r in self._runners):
-            raise ConfigError(f"a mapping of {mapping.function_name} on {mapping.event_source_arn} exists already")
+            return False
         runner = _MappingRunner(self, mapping)
-        key = mapping.name or mapping.function_name
-        self.stats[mapping.mapping_id if key in self.stats else key] = runner.stats
         if self.started:
             runner.prepare()
-            runner.thread.start()
+        key = mapping.name or mapping.function_name
+        self.stats[mapping.mapping_id if key in self.stats else key] = runner.stats
         self._runners.append(runner)
+        if self.started:
+            runner.thread.start()
         log.info("mapping added: %s <- %s", mapping.function_name, mapping.event_source_arn)
+        return True
 
     def start(self) -> None:
         """Check every source, handler and destination, then start polling in background threads."""
@@ -536,16 +550,21 @@ class LocalRuntime:
                     t.join(max(0.0, deadline - time.monotonic()))
         self.started = False
 
+    def note_activity(self) -> None:
+        self._last_activity = time.monotonic()
+
     def wait_idle(self, timeout: float) -> bool:
-        """True once every shard of every mapping has been read to its end after this call began,
-        with no record buffered and no batch in flight; False on timeout."""
+        """True once every shard of every mapping has been read to its end after this call began
+        and after the last activity anywhere (so a record a handler wrote to a stream another
+        mapping reads is waited for), with no record buffered and no batch in flight."""
         t0 = time.monotonic()
         deadline = t0 + timeout
         while time.monotonic() < deadline:
             for runner in self._runners:
                 if runner.error is not None:
                     raise runner.error
-            if all(r.idle_since(t0) for r in self._runners):
+            since = max(t0, self._last_activity)
+            if all(r.idle_since(since) for r in list(self._runners)):
                 return True
             time.sleep(min(self.poll_interval_s, 0.05))
         return False

@@ -157,13 +157,15 @@ def test_settings_and_clients_are_resolved_lazily_from_the_environment(settings:
     clients = Clients(settings)
     ensure_bucket(clients, settings.bucket, settings.region)
     stream_archiver.configure()
-    assert stream_archiver._clients is None  # nothing built at import or reset
+    assert stream_archiver._runtime._cached is None  # nothing built at import or reset
     try:
         assert stream_archiver.lambda_handler(load_event("samDynamoDBUpdate.json"), None) == {
             "batchItemFailures": []}
-        assert stream_archiver._settings is not None
-        assert stream_archiver._settings.endpoint_url == settings.endpoint_url
+        built = stream_archiver._runtime._cached
+        assert built is not None and built.settings.endpoint_url == settings.endpoint_url
         assert len(raw_objects(settings, clients)) == 1
+        stream_archiver.lambda_handler(load_event("samDynamoDBUpdate.json"), None)
+        assert stream_archiver._runtime._cached is built  # warm invocations reuse the clients
     finally:
         stream_archiver.configure()
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from lake.aws.clients import Clients
+from lake.aws.provision import ensure_kinesis
 from lake.runtime import EventSourceMapping, LocalRuntime
 from tests.runtime_helpers import Recorder, drain_queue, make_queue, make_table, put_items, seq_of, stream_seqs
 
@@ -117,11 +119,61 @@ def test_bisect_with_batch_item_failures_isolates_the_poison_record(clients: Cli
     assert rec.delivered()[-2:] == seqs[10:]  # the records written after the poison one flowed on
 
 
+def test_handler_raising_on_a_poison_record_is_bisected_to_it(clients: Clients, tmp_path: Path) -> None:
+    """Issue 2's acceptance: a handler that raises on one record; bisect + ReportBatchItemFailures."""
+    arn = make_table(clients)
+    url, qarn = make_queue(clients)
+    put_items(clients, 16)
+    poison = stream_seqs(clients, arn)[9]
+
+    def reply(event: dict[str, Any]) -> Any:
+        if any(seq_of(r) == poison for r in event["Records"]):
+            raise ValueError("poison record")
+        return {"batchItemFailures": []}
+
+    rec = Recorder(reply)
+    m = EventSourceMapping(rec, arn, batch_size=16, bisect_batch_on_function_error=True,
+                           report_batch_item_failures=True, maximum_retry_attempts=2,
+                           on_failure_destination=qarn, name="raiser")
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    try:
+        assert rt.run_until_idle(10)
+        put_items(clients, 3, start=16)
+        assert rt.wait_idle(10)
+    finally:
+        rt.stop()
+    seqs = stream_seqs(clients, arn)
+    succeeded = {s for b in rec.batches if poison not in b for s in b}
+    assert succeeded == set(seqs) - {poison}  # every other record was delivered successfully
+    [msg] = drain_queue(clients, url, expect=1)
+    info = msg["DDBStreamBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == (poison, poison, 1)
+    assert info["shardId"] == clients.dynamodbstreams.describe_stream(StreamArn=arn)[
+        "StreamDescription"]["Shards"][0]["ShardId"]
+    assert msg["responseContext"]["functionError"] == "Unhandled"
+    assert rec.delivered()[-3:] == seqs[16:]  # later records of the shard kept flowing
+    assert rt.stats["raiser"].records_to_destination == 1
+
+
+def test_a_reply_without_batch_item_failures_is_a_success(clients: Clients, tmp_path: Path) -> None:
+    arn = make_table(clients)
+    put_items(clients, 3)
+    rec = Recorder(lambda event: {"statusCode": 200})
+    m = EventSourceMapping(rec, arn, report_batch_item_failures=True, name="plain")
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    try:
+        assert rt.run_until_idle(5)
+    finally:
+        rt.stop()
+    assert [len(b) for b in rec.batches] == [3] and rt.stats["plain"].records_succeeded == 3
+
+
 def test_malformed_batch_response_fails_the_whole_batch(clients: Clients, tmp_path: Path) -> None:
     arn = make_table(clients)
     url, qarn = make_queue(clients)
     put_items(clients, 3)
-    replies = iter([{"batchItemFailures": [{"itemIdentifier": "not-in-batch"}]}, "nonsense", {"oops": 1}])
+    replies = iter([{"batchItemFailures": [{"itemIdentifier": "not-in-batch"}]}, "nonsense",
+                    {"batchItemFailures": [{"itemIdentifier": ""}]}])
     rec = Recorder(lambda event: next(replies))
     m = EventSourceMapping(rec, arn, report_batch_item_failures=True, maximum_retry_attempts=2,
                            on_failure_destination=qarn, name="malformed")
@@ -177,3 +229,49 @@ def test_timeout_is_a_function_error(clients: Clients, tmp_path: Path) -> None:
     [msg] = drain_queue(clients, url, expect=1)
     assert msg["responseContext"]["functionError"] == "Unhandled"
     assert msg["requestContext"]["approximateInvokeCount"] == 2
+
+
+def test_unreachable_destination_holds_the_shard_instead_of_losing_records(clients: Clients, tmp_path: Path) -> None:
+    arn = make_table(clients)
+    url, qarn = make_queue(clients)
+
+    def fail(event: dict[str, Any], context: Any) -> Any:
+        raise RuntimeError("boom")
+
+    m = EventSourceMapping(fail, arn, maximum_retry_attempts=0, on_failure_destination=qarn, name="held")
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    rt.start()
+    try:
+        clients.sqs.delete_queue(QueueUrl=url)  # the destination goes away
+        put_items(clients, 2)
+        assert not rt.wait_idle(1.5)  # the shard waits for its destination
+        assert rt.stats["held"].records_discarded == 0
+        clients.sqs.create_queue(QueueName=url.rsplit("/", 1)[1])  # it comes back
+        assert rt.wait_idle(10)
+    finally:
+        rt.stop()
+    [msg] = drain_queue(clients, url, expect=1)
+    assert msg["DDBStreamBatchInfo"]["batchSize"] == 2
+    assert rt.stats["held"].records_to_destination == 2
+
+
+def test_wait_idle_waits_for_a_stream_fed_by_another_mapping(clients: Clients, tmp_path: Path) -> None:
+    """DynamoDB → a handler that writes to Kinesis → a Kinesis mapping: idle means both drained."""
+    arn = make_table(clients)
+    karn, _ = ensure_kinesis(clients, "chain")
+
+    def forward(event: dict[str, Any], context: Any) -> None:
+        for r in event["Records"]:
+            clients.kinesis.put_record(StreamName="chain", Data=json.dumps(r).encode(), PartitionKey=seq_of(r))
+
+    sink = Recorder()
+    rt = LocalRuntime(clients, [EventSourceMapping(forward, arn, name="forward"),
+                                EventSourceMapping(sink, karn, name="sink")], tmp_path, poll_interval_s=0.1)
+    try:
+        rt.start()
+        for round_ in range(15):
+            put_items(clients, 1, start=round_)
+            assert rt.wait_idle(10)
+            assert len(sink.delivered()) == round_ + 1, round_
+    finally:
+        rt.stop()

@@ -12,8 +12,9 @@ def write_toml(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def test_defaults_without_env_or_file(tmp_path: Path) -> None:
-    s = Settings.resolve(environ={"LAKE_CONFIG": str(tmp_path / "absent.toml")})
+def test_defaults_without_env_or_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    s = Settings.resolve(environ={})
     assert s.endpoint_url is None and s.region == "us-east-1"
     assert s.source_tables == ("orders",) and not s.is_local
 
@@ -26,6 +27,12 @@ def test_flag_beats_env_beats_file_beats_default(tmp_path: Path) -> None:
     assert s.region == "eu-central-1"       # env (the None flag means "not given")
     assert s.kinesis_stream == "k-file"     # file
     assert s.glue_database == "dynamodb_lake"  # default
+
+
+def test_environment_beats_the_file(tmp_path: Path) -> None:
+    cfg = write_toml(tmp_path, '[lake]\nregion = "eu-west-1"\nbucket = "b-file"\n')
+    s = Settings.resolve(environ={"AWS_REGION": "ap-south-1"}, config_path=cfg)
+    assert (s.region, s.bucket) == ("ap-south-1", "b-file")
 
 
 def test_standard_aws_variables_sit_below_lake_ones() -> None:
@@ -49,6 +56,8 @@ def test_bad_values_give_clear_errors(tmp_path: Path) -> None:
         Settings.resolve(config_path=write_toml(tmp_path, "[lake\n"), environ={})
     with pytest.raises(ConfigError, match="does not exist"):
         Settings.resolve(config_path=tmp_path / "nope.toml", environ={})
+    with pytest.raises(ConfigError, match="does not exist"):  # named by the environment: same
+        Settings.resolve(environ={"LAKE_CONFIG": str(tmp_path / "nope.toml")})
 
 
 def test_local_credentials_only_for_loopback() -> None:
