@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
 from lake.errors import LakeError
 from lake.settings import Settings
 
@@ -97,6 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args)
         return int(args.func(args, settings) or 0)
     except LakeError as e:
+        print(f"lake {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except NoCredentialsError:
+        print(f"lake {args.command}: error: no AWS credentials found. For the embedded AWS, pass the "
+              "--endpoint-url that `lake up` printed (or set LAKE_ENDPOINT_URL); for AWS, configure "
+              "credentials or --profile.", file=sys.stderr)
+        return 2
+    except (BotoCoreError, ClientError) as e:
         print(f"lake {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

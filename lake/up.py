@@ -134,7 +134,7 @@ class TableWatcher:
                     lake.runtime.add_mapping(m)
                 self.wired.add(table)
                 added.append(table)
-                log.warning("new table %s with a stream: wired to the lake", table)
+                log.info("new table %s with a stream: wired to the lake", table)
         return added
 
     def _run(self) -> None:
@@ -230,6 +230,15 @@ class EmbeddedLake:
         self.stop()
 
 
+def describe_source(arn: str) -> str:
+    """``arn:aws:dynamodb:…:table/orders/stream/…`` → ``orders (DynamoDB stream)``."""
+    resource = arn.split(":", 5)[-1]
+    kind, _, rest = resource.partition("/")
+    if kind == "table":
+        return f"{rest.split('/')[0]} (DynamoDB stream)"
+    return f"{rest} (Kinesis stream)" if kind == "stream" else resource
+
+
 def connection_help(settings: Settings) -> str:
     url = settings.endpoint_url
     tables = ", ".join(settings.table_names)
@@ -271,7 +280,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     lake.start()
     try:
         print(connection_help(lake.settings))
-        wired = sorted({f"{m.name} <- {m.event_source_arn.split(':')[-1]}" for m in lake.mappings})
+        wired = sorted({f"{m.name} <- {describe_source(m.event_source_arn)}" for m in lake.mappings})
         for line in wired:
             print(f"  wired: {line}")
         # One machine-readable line for scripts and tests that start us on port 0.

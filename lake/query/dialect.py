@@ -20,6 +20,10 @@ from sqlglot.errors import ParseError, TokenError
 
 from lake.errors import QueryError
 
+#: DuckDB session settings that make it read SQL as Athena does: UTC session zone, and
+#: Trino's integer division (7 / 2 = 3; DuckDB's default gives a double).
+SESSION_SETTINGS = ("SET TimeZone = 'UTC'", "SET integer_division = true")
+
 #: DuckDB macro (defined by the local engine) giving the exact JSON text of an object member.
 JSON_MEMBER_FUNCTION = "lake_json_member"
 #: Name of the per-row source object column of the raw table in DuckDB (Athena's "$path").
@@ -98,6 +102,44 @@ def unnest_join_to_projection(expression: exp.Expr) -> exp.Expr:
     return expression
 
 
+def _strip_parens(node: exp.Expression) -> exp.Expression:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return node
+
+
+def _is_naive(node: exp.Expression) -> bool:
+    # Lake columns are naive UTC timestamps (Athena's `timestamp`), as are TIMESTAMP literals.
+    if isinstance(node, exp.Column):
+        return True
+    return isinstance(node, exp.Cast) and node.to.is_type(exp.DataType.Type.TIMESTAMP)
+
+
+def naive_utc_at_time_zone(expression: exp.Expr) -> exp.Expr:
+    """``ts AT TIME ZONE z`` (any chain of them) → ``ts AT TIME ZONE 'UTC' AT TIME ZONE z``.
+
+    Athena (session zone UTC) reads a naive timestamp as a UTC instant and shows it in
+    z; DuckDB reads a naive timestamp as wall-clock time *in* z. Pinning the naive
+    value to UTC first, then converting once to the outermost zone, gives Athena's
+    wall-clock result (as a naive timestamp). Only naive operands (columns, TIMESTAMP
+    literals) are pinned; a time-zone-aware operand already means the same in both.
+    """
+    for node in list(expression.find_all(exp.AtTimeZone)):
+        parent = node.parent
+        while isinstance(parent, exp.Paren):
+            parent = parent.parent
+        if isinstance(parent, exp.AtTimeZone):
+            continue  # not the outermost of a chain
+        base = _strip_parens(node.this)
+        while isinstance(base, exp.AtTimeZone):
+            base = _strip_parens(base.this)
+        if not _is_naive(base):
+            continue
+        pinned = exp.AtTimeZone(this=base.copy(), zone=exp.Literal.string("UTC"))
+        node.replace(exp.AtTimeZone(this=pinned, zone=node.args["zone"].copy()))
+    return expression
+
+
 _BASE_JSONFORMAT = DuckDB.Generator.TRANSFORMS[exp.JSONFormat]
 _DuckDBGenerator: Any = DuckDB.Generator
 
@@ -113,7 +155,8 @@ class LakeDuckDB(DuckDB):
         }
 
         def preprocess(self, expression: exp.Expr) -> exp.Expr:
-            return super().preprocess(unnest_join_to_projection(expression.copy()))  # type: ignore[no-any-return]
+            fixed = naive_utc_at_time_zone(unnest_join_to_projection(expression.copy()))
+            return super().preprocess(fixed)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,10 @@ def _strip_scheme(url: str) -> str:
     return url
 
 
+# Views over the curated `changes` table (athena_queries/views).
+CURATED_VIEWS = ("changes_unique", "audit_trail", "current_state", "change_volume", "deletions")
+
+
 class LocalEngine:
     """DuckDB over the lake. ``query(sql) -> pyarrow.Table``.
 
@@ -107,7 +111,8 @@ class LocalEngine:
         self.filesystem = filesystem or s3_filesystem(settings)
         self.views_dir = views_dir
         self.con = duckdb.connect()
-        self.con.execute("SET TimeZone = 'UTC'")
+        for statement in dialect.SESSION_SETTINGS:
+            self.con.execute(statement)
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self.con.create_function(
@@ -264,7 +269,11 @@ class LocalEngine:
                 raise QueryError(f"view {name!r}{_at(table)} is unavailable: {self.view_errors[name]}")
             if name not in known:
                 hint = ", ".join(sorted(known)) or "none"
-                raise QueryError(f"unknown table {table.name!r}{_at(table)} (known: {hint})")
+                empty = ""
+                if name in ("changes", *CURATED_VIEWS) and "changes" not in known:
+                    empty = (f"; the curated zone is empty so far: nothing has reached Glue database "
+                             f"{self.settings.glue_database!r} at {self.settings.endpoint_url or 'AWS'} yet")
+                raise QueryError(f"unknown table {table.name!r}{_at(table)} (known: {hint}){empty}")
         # database-qualified names resolve to the registered (unqualified) relations
         for table in statement.find_all(exp.Table):
             if table.args.get("db") is not None:

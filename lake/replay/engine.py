@@ -125,11 +125,13 @@ def checkpoint_path(settings: Settings, selection: Selection, target: Target) ->
 
 def iter_batches(changes: Iterable[Change], size: int, max_bytes: int | None) -> Iterator[list[Change]]:
     """Batches of at most ``size`` changes whose event payload stays within ``max_bytes``
-    (a single change larger than that still goes, alone: the target reports it)."""
+    (a single change larger than that still goes, alone: the target reports it), each of
+    one stream only, as Lambda's batches are."""
     batch: list[Change] = []
     nbytes = _ENVELOPE_BYTES
     for c in changes:
-        if batch and (len(batch) >= size or (max_bytes is not None and nbytes + len(c.record) + 1 > max_bytes)):
+        if batch and (len(batch) >= size or c.pos != batch[0].pos
+                      or (max_bytes is not None and nbytes + len(c.record) + 1 > max_bytes)):
             yield batch
             batch, nbytes = [], _ENVELOPE_BYTES
         batch.append(c)
@@ -147,6 +149,9 @@ def batch_chunks(chunks: Iterable[list[Change]], size: int, max_bytes: int | Non
     pending: list[Change] = []
     for chunk in chunks:
         i = 0
+        if pending and chunk and chunk[0].pos != pending[0].pos:
+            yield pending  # a batch never spans two streams (a chunk is one stream's)
+            pending = []
         if pending:
             i = size - len(pending)
             pending.extend(chunk[:i])
@@ -252,6 +257,9 @@ def _replay(
     use_checkpoint = options.checkpoint and not options.dry_run
 
     objects = list_objects(store, settings.prefix, selection)
+    for table in sorted(set(selection.tables) - {o.table for o in objects}):
+        log.warning("no archived changes of table %r match the selection (a typo? archived tables are "
+                    "the raw/table=... folders of s3://%s)", table, settings.bucket)
     stats = ReadStats()
 
     def report_progress(_obj: Any = None) -> None:

@@ -6,9 +6,10 @@ Order (DESIGN.md "Order"): within one shard token (one DynamoDB stream of one ta
 changes come out in ascending sequence number, compared numerically. Objects of a token
 whose sequence ranges overlap (concurrent shards, a retried batch) are read together and
 sorted, so memory holds one cluster of overlapping objects, not the whole selection.
-Across tokens (tables, or a table whose stream was re-enabled) the per-token streams are
-merged by event time; a merge only ever takes the head of each stream, so each token's
-order, hence each item's order, is kept.
+Across tokens (tables, or a table whose stream was re-enabled) the streams are replayed
+one after the other, in (table, token) order — a token is a stream label, which sorts
+chronologically — so each token's order, hence each item's order, is kept, and no
+batch mixes two streams (Lambda's batches are always one shard's).
 
 Dedupe: the raw zone is at-least-once (a retried batch may land in a second object with a
 different sequence range). Copies share a sequence number and so sit next to each other
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import gzip
-import heapq
 import operator
 import re
 import zlib
@@ -406,7 +406,6 @@ def iter_change_chunks(
     after: Mapping[str, int] | None = None,
     stats: ReadStats | None = None,
     on_object: Callable[[RawObjectKey], None] | None = None,
-    merge_chunk: int = 1000,
     prefetch: int = 4,
 ) -> Iterator[list[Change]]:
     """Selected changes of ``objects`` in stream order, deduplicated (see the module doc),
@@ -443,13 +442,8 @@ def iter_change_chunks(
 
     pool = ThreadPoolExecutor(max_workers=max(1, prefetch), thread_name_prefix="replay-fetch")
     try:
-        streams = [shard_chunks(objs) for _, objs in sorted(by_shard.items())]
-        if len(streams) == 1:
-            yield from streams[0]
-        elif streams:
-            merged = heapq.merge(*(chain.from_iterable(s) for s in streams), key=_TIME)
-            while chunk := list(islice(merged, merge_chunk)):
-                yield chunk
+        for _, objs in sorted(by_shard.items()):
+            yield from shard_chunks(objs)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
@@ -467,5 +461,4 @@ def iter_changes(
 
 _SEQ = operator.itemgetter(1)
 _ID = operator.itemgetter(2)
-_TIME = operator.itemgetter(0)
 _POS = operator.itemgetter(7)

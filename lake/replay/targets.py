@@ -27,7 +27,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import operator
+import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -188,6 +190,9 @@ class PythonSender:
 
 def load_handler(spec: str) -> Handler:
     module_name, _, func_name = spec.partition(":")
+    # As a Lambda task root (and `lake up --function`): modules in the working directory import.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as e:

@@ -284,3 +284,16 @@ def test_rebuild_item_applies_the_history(settings: Settings) -> None:
     for key, expected in final.items():
         item, report = rebuild_item(settings, "orders", key, store=store)
         assert item == expected and report.ok
+
+
+def test_a_batch_never_mixes_two_streams() -> None:
+    from lake.replay.engine import batch_chunks, iter_batches
+    from lake.replay.source import Change
+
+    def change(pos: str, seq: int) -> Change:
+        return Change(seq, seq, f"{pos}-{seq}", "k", "INSERT", pos, "s", pos, b"{}")
+
+    changes = [change("a", 1), change("a", 2), change("b", 1), change("b", 2), change("b", 3)]
+    for batches in (list(iter_batches(changes, 10, None)), list(iter_batches(changes, 10, 10**6)),
+                    list(batch_chunks([changes[:2], changes[2:]], 10, None))):
+        assert [[c.id for c in b] for b in batches] == [["a-1", "a-2"], ["b-1", "b-2", "b-3"]]

@@ -14,7 +14,8 @@ from lake.query.jsontext import member_text, members
 
 def run(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> list[tuple[object, ...]]:
     con = con or duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    for statement in dialect.SESSION_SETTINGS:
+        con.execute(statement)
     (local,) = dialect.transpile(sql)
     return con.execute(local).fetchall()
 
@@ -28,6 +29,14 @@ def run(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> list[tuple[ob
     ("SELECT element_at(MAP(ARRAY['k'], ARRAY[1]), 'missing')", None),
     ("SELECT cardinality(map_keys(CAST(json_parse('{\"a\":1,\"b\":2}') AS MAP(VARCHAR, JSON))))", 2),
     ("SELECT CAST(date_trunc('hour', TIMESTAMP '2024-05-01 10:59:59') AS VARCHAR)", "2024-05-01 10:00:00"),
+    # integer division as Trino's, truncating toward zero
+    ("SELECT 7 / 2", 3),
+    ("SELECT -7 / 2", -3),
+    ("SELECT 7.0 / 2", 3.5),
+    # a naive (UTC) timestamp shown in a zone: Athena's wall-clock time
+    ("SELECT CAST(TIMESTAMP '2015-04-09 00:00:00' AT TIME ZONE 'Europe/Paris' AS VARCHAR)", "2015-04-09 02:00:00"),
+    ("SELECT CAST((TIMESTAMP '2015-04-09 00:00:00' AT TIME ZONE 'UTC') AT TIME ZONE 'Asia/Tokyo' AS VARCHAR)",
+     "2015-04-09 09:00:00"),
 ])
 def test_trino_functions_transpile(athena: str, expected: object) -> None:
     assert run(athena) == [(expected,)]
