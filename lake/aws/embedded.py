@@ -29,6 +29,64 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+_PATCHED = False
+
+
+def patch_moto() -> None:
+    """Make moto's DynamoDB Streams records look like DynamoDB's in two places (idempotent).
+
+    * ``UpdateItem`` of a missing item: moto first puts the bare key (one INSERT record) and
+      then applies the update (a second INSERT); DynamoDB writes one INSERT. The bare-key
+      record is never added (suppressed in the request's own thread, so no reader can see
+      it and sequence numbers stay dense).
+    * Binary key attributes: moto base64-encodes the already-encoded key once more in
+      ``Keys``; the item's own attributes hold the right value, so Keys are taken from it.
+    """
+    global _PATCHED
+    if _PATCHED:
+        return
+    try:
+        from moto.dynamodb.models import DynamoDBBackend
+        from moto.dynamodb.models.table import StreamRecord, StreamShard
+    except ImportError:  # pragma: no cover - a moto without these internals
+        log.warning("moto internals changed: stream records keep moto's quirks")
+        return
+    original_init = StreamRecord.__init__
+    original_update = DynamoDBBackend.update_item
+    original_add = StreamShard.add
+    local = threading.local()
+
+    def init(self: Any, table: Any, stream_type: str, event_name: str, old: Any, new: Any, seq: int) -> None:
+        original_init(self, table, stream_type, event_name, old, new, seq)
+        item = old if old is not None else new
+        if item is None:
+            return
+        attrs = item.to_json()["Attributes"]
+        keys = self.record["dynamodb"]["Keys"]
+        for name in keys:
+            if name in attrs:
+                keys[name] = attrs[name]
+
+    def add(self: Any, old: Any, new: Any) -> None:
+        if getattr(local, "suppress_bare_insert", False) and old is None and new is not None:
+            local.suppress_bare_insert = False  # the bare key put by moto's upsert: not a change
+            return
+        original_add(self, old, new)
+
+    def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        table = self.get_table(table_name)
+        local.suppress_bare_insert = table.get_item(*self.get_keys_value(table, key)) is None
+        try:
+            return original_update(self, table_name, key, *args, **kwargs)
+        finally:
+            local.suppress_bare_insert = False
+
+    StreamRecord.__init__ = init  # type: ignore[method-assign]
+    DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
+    StreamShard.add = add  # type: ignore[method-assign]
+    _PATCHED = True
+
+
 class EmbeddedAWS:
     """moto's ThreadedMotoServer bound to loopback; ``port=0`` picks a free port."""
 
@@ -50,6 +108,7 @@ class EmbeddedAWS:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        patch_moto()
         if self.requested_port:
             # werkzeug exits its thread on a taken port and moto then waits forever: check first.
             with socket.socket() as probe:

@@ -63,3 +63,27 @@ def test_embedded_aws_picks_a_free_port_and_refuses_a_taken_one() -> None:
         with pytest.raises(OSError, match=f"127.0.0.1:{a.port}"):
             EmbeddedAWS(port=a.port).start()
     assert free_port() > 0
+
+
+def test_update_of_a_missing_item_is_one_insert(settings: Settings, clients: Clients) -> None:
+    prov = provision(settings, clients)
+    ddb = clients.dynamodb
+    ddb.update_item(TableName="orders", Key={"pk": {"S": "u"}, "sk": {"S": "1"}},
+                    UpdateExpression="SET n = :n", ExpressionAttributeValues={":n": {"N": "1"}})
+    ddb.update_item(TableName="orders", Key={"pk": {"S": "u"}, "sk": {"S": "1"}},
+                    UpdateExpression="SET n = :n", ExpressionAttributeValues={":n": {"N": "2"}})
+    ddb.put_item(TableName="orders", Item={"pk": {"S": "v"}, "sk": {"S": "1"}})
+    records = stream_records(clients, prov.stream_arns["orders"])
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "INSERT"]
+    assert records[0]["dynamodb"]["NewImage"]["n"] == {"N": "1"}
+    seqs = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+
+
+def test_binary_keys_are_not_encoded_twice(settings: Settings, clients: Clients) -> None:
+    s = settings.replace(source_tables=("blobs:id/B:-",))
+    prov = provision(s, clients)
+    clients.dynamodb.put_item(TableName="blobs", Item={"id": {"B": b"\x01\x02"}, "v": {"B": b"\x03"}})
+    (record,) = stream_records(clients, prov.stream_arns["blobs"])
+    assert record["dynamodb"]["Keys"] == {"id": {"B": b"\x01\x02"}}  # boto3 decodes the base64
+    assert record["dynamodb"]["NewImage"]["id"] == {"B": b"\x01\x02"}
