@@ -10,10 +10,14 @@ Type rules (per top-level attribute, decided per batch and reconciled with the G
   binaries and sets nested inside survive; ``changes.new_image`` carries plain JSON.
 * NULL → a null of the column's type; an attribute only ever NULL adds no column yet.
 
-Decimal scale rule: a new numeric column that is not all-bigint gets decimal(38, s) with
-s = the largest scale in the batch that first sees it, if the integer digits still fit in
-38 - s; s is then fixed. A later value with more fractional digits, or too many integer
-digits, no longer fits: the column widens to string.
+Decimal scale rule: a numeric column that is not all-bigint gets decimal(38,18)
+(DECIMAL_TYPE: 20 integer and 18 fractional digits, room for money, rates, coordinates
+and token amounts alike) when its values fit, so values of mixed scales (DynamoDB
+drops trailing zeros: 12.50 is stored as 12.5) share one exact type. Values that don't
+fit get decimal(38, s) with s = the batch's largest scale, if the integer digits fit in
+38 - s. A bigint column that meets fractional values widens to decimal(38,18) (every
+int64 fits it; the table's files are rewritten with the column cast). Any other value
+that no longer fits its column's numeric type widens the column to string.
 
 Conflicts (two DynamoDB types in one column, in a batch or against the Glue schema, or a
 number that no longer fits) widen the column to string; every value is then its text
@@ -41,6 +45,8 @@ _EMPTY: Mapping[str, Any] = {}
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 _ARRAY = re.compile(r"^array<(.+)>$")
 _PLAIN_DECIMAL = r"^-?[0-9]+(?:\.[0-9]+)?$"
+DECIMAL_TYPE = "decimal(38,18)"
+DECIMAL_SCALE = 18
 
 
 @dataclass(frozen=True)
@@ -78,21 +84,74 @@ def arrow_type(glue: str) -> pa.DataType:
 
 # -- numbers -------------------------------------------------------------------
 
+def _integer_digits_fit(texts: pa.Array, scale: int) -> bool:
+    """Whether every N literal has at most 38 - ``scale`` integer digits.
+
+    Checked before every cast to a decimal: pyarrow's string → decimal128 cast refuses
+    too many fraction digits but can silently wrap a value with too many integer digits
+    (seen with pyarrow 25: a 38-digit integer cast to decimal(38,18) came back as a
+    different number)."""
+    room = 38 - scale
+    if texts.null_count == len(texts):
+        return True
+    if pc.all(pc.match_substring_regex(texts, _PLAIN_DECIMAL)).as_py():
+        digits = pc.utf8_length(pc.replace_substring_regex(texts, r"^-?0*([0-9]*)(?:\.[0-9]*)?$", r"\1"))
+        return bool((pc.max(digits).as_py() or 0) <= room)
+    for t in texts.to_pylist():
+        if t is None:
+            continue
+        try:
+            d = Decimal(t)
+        except InvalidOperation:
+            return False
+        if not d.is_finite():
+            return False
+        if d != 0 and d.adjusted() + 1 > room:
+            return False
+    return True
+
+
+def _to_decimal(texts: pa.Array, glue: str) -> pa.Array | None:
+    """N literals cast exactly to ``decimal(38,s)``, or None when any value doesn't fit."""
+    m = _DECIMAL.match(glue)
+    if m is None or not _integer_digits_fit(texts, int(m.group(2))):
+        return None
+    try:
+        return pc.cast(texts, arrow_type(glue))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
 def _numeric(texts: pa.Array, existing: str | None) -> tuple[pa.Array, str] | None:
     """N literals → (array, glue type), or None when they do not fit a numeric type.
 
-    With an ``existing`` numeric type, the values must fit it exactly (the casts refuse
+    With an ``existing`` numeric type, the values must fit it exactly (checked before casting:
     to round or overflow); without one, bigint is tried first, then decimal(38, s).
     """
     if existing is not None:
-        try:
-            return pc.cast(texts, arrow_type(existing)), existing
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None
+        if existing == "bigint":
+            try:
+                return pc.cast(texts, pa.int64()), existing
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
+            # bigint meets fractions: decimal(38,18) holds every int64 and, if they fit, these values
+            wider = _to_decimal(texts, DECIMAL_TYPE)
+            return None if wider is None else (wider, DECIMAL_TYPE)
+        same = _to_decimal(texts, existing)
+        return None if same is None else (same, existing)
     try:
         return pc.cast(texts, pa.int64()), "bigint"
     except pa.ArrowInvalid:
         pass
+    return _decimal(texts)
+
+
+def _decimal(texts: pa.Array) -> tuple[pa.Array, str] | None:
+    """Non-integral (or beyond int64) N literals → decimal(38,18) when they fit, else the exact
+    decimal(38, s) of the batch, else None."""
+    common = _to_decimal(texts, DECIMAL_TYPE)
+    if common is not None:
+        return common, DECIMAL_TYPE
     plain = texts.null_count == len(texts) or pc.all(pc.match_substring_regex(texts, _PLAIN_DECIMAL)).as_py()
     if plain:
         # digits with an optional fraction: the scale is the fraction's length; a value's
@@ -103,10 +162,8 @@ def _numeric(texts: pa.Array, existing: str | None) -> tuple[pa.Array, str] | No
         if scale > 38:
             return None
         glue = f"decimal(38,{scale})"
-        try:
-            return pc.cast(texts, arrow_type(glue)), glue
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None
+        exact = _to_decimal(texts, glue)
+        return None if exact is None else (exact, glue)
     scale = int_digits = 0
     for t in texts.to_pylist():
         if t is None:
@@ -125,10 +182,8 @@ def _numeric(texts: pa.Array, existing: str | None) -> tuple[pa.Array, str] | No
     if int_digits + scale > 38:
         return None
     glue = f"decimal(38,{scale})"
-    try:
-        return pc.cast(texts, arrow_type(glue)), glue
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
+    exact = _to_decimal(texts, glue)
+    return None if exact is None else (exact, glue)
 
 
 # -- text rendering (widened columns, M/L) -------------------------------------
@@ -211,13 +266,20 @@ def build_column(cells: Sequence[Mapping[str, Any]], existing: ColumnType | None
         if existing is None or existing.ddb == tag:
             got = _typed(tag, [tv.get(tag) for tv in cells], existing)
             if got is not None:
-                return Built(got[0], ColumnType(got[1], tag))
+                return typed_built(got, tag, existing)
             reason = f"{tag} values do not fit {existing.glue if existing else 'a numeric type'}"
         else:
             reason = f"{tag} values in a {existing.ddb} column"
     else:
         reason = f"types {sorted(tags)} in one batch"
     return _widened(cells, existing, reason)
+
+
+def typed_built(got: tuple[pa.Array, str], tag: str, existing: ColumnType | None) -> Built:
+    """A column of one DynamoDB type; ``widened`` when its numeric type grew (bigint → decimal)."""
+    grew = existing is not None and got[1] != existing.glue
+    return Built(got[0], ColumnType(got[1], tag), widened=grew,
+                 reason=f"{existing.glue} values meet ones that need {got[1]}" if grew and existing else "")
 
 
 def _widened(cells: Sequence[Mapping[str, Any]], existing: ColumnType | None, reason: str) -> Built:

@@ -19,11 +19,12 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake.aws.clients import Clients, translate
 from lake.curate import catalog, vector
-from lake.curate.columns import ColumnType, widen_array
+from lake.curate.columns import ColumnType, arrow_type, widen_array
 from lake.curate.decode import Change, ClaimRef, Coordinates, coordinates, decode, paused_gc, payload, unwrap
 from lake.curate.tables import (
     HistoryBatch,
@@ -223,21 +224,26 @@ def _put(settings: Settings, clients: Clients, key: str, body: bytes) -> None:
 
 def _rewrite_widened(settings: Settings, clients: Clients, name: str, schema: HistorySchema,
                      widened: Mapping[str, ColumnType]) -> None:
-    """Rewrite the table's existing files with the widened columns as text, so every reader
-    (Athena, DuckDB, pyarrow) sees one type per column. Widening is rare: once per column."""
+    """Rewrite the table's existing files with the widened columns in their new type (text,
+    or a numeric type cast exactly: bigint → decimal), so every reader (Athena, DuckDB,
+    pyarrow) sees one type per column. Widening is rare: once per column and type."""
     prefix = f"{settings.zone_prefix('curated')}{name}/"
-    cols = {schema.columns[a].name: old for a, old in widened.items()}
+    cols = {schema.columns[a].name: (old, schema.columns[a].type) for a, old in widened.items()}
     paginator = clients.s3.get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=settings.bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             body = clients.s3.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read()
             table = pq.read_table(io.BytesIO(body))
             changed = False
-            for col, old in cols.items():
+            for col, (old, new) in cols.items():
                 i = table.schema.get_field_index(col)
-                if i >= 0 and table.schema.field(i).type != pa.string():
-                    table = table.set_column(i, col, widen_array(table.column(i).combine_chunks(), old))
-                    changed = True
+                target = arrow_type(new.glue)
+                if i < 0 or table.schema.field(i).type == target:
+                    continue
+                column = table.column(i).combine_chunks()
+                table = table.set_column(i, col, widen_array(column, old) if target == pa.string()
+                                         else pc.cast(column, target))
+                changed = True
             if changed:
                 _put(settings, clients, obj["Key"], parquet_bytes(table))
 

@@ -185,7 +185,7 @@ def assemble_history(changes: pa.Table, built: Mapping[str, Built | None], exist
             if column.widened:
                 out.widened[attribute] = old.type
         if column.widened:
-            log.warning("history column %r widened to string: %s", attribute, column.reason)
+            log.warning("history column %r widened to %s: %s", attribute, column.type.glue, column.reason)
         arrays[attribute] = column.array
     n = changes.num_rows
     meta = [changes.column(name) for name in HISTORY_META.names]

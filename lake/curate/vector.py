@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from lake.curate.columns import _PLAIN_DECIMAL, MIXED, Built, ColumnType, _numeric, arrow_type
+from lake.curate.columns import MIXED, Built, ColumnType, _decimal, _numeric, arrow_type, typed_built
 from lake.curate.decode import day_of
 from lake.curate.tables import (
     CHANGES_SCHEMA,
@@ -443,17 +443,12 @@ def history_values(tag: str, v: pa.Array) -> pa.Array:
 def _number(texts: pa.Array, want: str | None) -> tuple[pa.Array, str] | None:
     """columns._numeric, minus its first attempt (bigint) when a value has a fraction or an
     exponent: that attempt is bound to fail, and a failed cast formats an error for every
-    value that fails (measured: 5 ms per 20k values). Plain decimals go straight to their
-    decimal type, found as _numeric finds it; anything else is left to _numeric."""
+    value that fails (measured: 5 ms per 20k values). Values with a fraction or an exponent
+    go straight to _numeric's decimal rule."""
     if want is not None or texts.null_count == len(texts) \
             or not pc.any(pc.match_substring_regex(texts, "[.eE]")).as_py():
         return _numeric(texts, want)
-    if not pc.all(pc.match_substring_regex(texts, _PLAIN_DECIMAL)).as_py():
-        return _numeric(texts, want)  # exponents: _numeric's slow path
-    dot = pc.find_substring(texts, ".")
-    frac = pc.if_else(pc.greater_equal(dot, 0), pc.subtract(pc.subtract(pc.binary_length(texts), dot), 1), 0)
-    scale = pc.max(frac).as_py() or 0
-    return None if scale > 38 else _numeric(texts, f"decimal(38,{scale})")
+    return _decimal(texts)
 
 
 def _widened_text(tag: str, v: pa.Array) -> pa.Array:
@@ -506,7 +501,7 @@ def build_column(tags: Tags, n: int, existing: ColumnType | None) -> Built | Non
         if existing is None or existing.ddb == tag:
             got = _typed(tag, tags[tag], existing)
             if got is not None:
-                return Built(got[0], ColumnType(got[1], tag))
+                return typed_built(got, tag, existing)
             reason = f"{tag} values do not fit {existing.glue if existing else 'a numeric type'}"
         else:
             reason = f"{tag} values in a {existing.ddb} column"

@@ -106,7 +106,7 @@ def test_every_type_round_trips_through_kinesis_and_parquet(lake: Settings, clie
     schema = history_schema(clients.glue, lake.glue_database, "orders_history")
     assert schema is not None
     glue = {a: c.type.glue for a, c in schema.columns.items()}
-    assert glue["n_int"] == "bigint" and glue["n_big"] == "decimal(38,0)" and glue["n_dec"] == "decimal(38,2)"
+    assert glue["n_int"] == "bigint" and glue["n_big"] == "decimal(38,18)" and glue["n_dec"] == "decimal(38,18)"
     assert glue["ns"] == "array<decimal(38,0)>" and glue["bs"] == "array<binary>" and glue["m"] == "string"
     assert "nothing" not in glue  # only ever NULL: no column yet; changes.new_image keeps it
     (row,) = read_history(lake, "orders_history")
@@ -151,24 +151,27 @@ def test_native_kinesis_data_streams_for_dynamodb_records(lake: Settings, client
 
 def test_schema_evolution_and_type_widening_across_batches(
         lake: Settings, clients: Clients, wr: Any) -> None:
-    first = [stream_record(i, f"K{i}", new={"qty": {"N": str(i)}, "price": {"N": "1.5"}}) for i in range(4)]
+    first = [stream_record(i, f"K{i}", new={"qty": {"N": str(i)}, "price": {"N": "1.5"}, "cost": {"N": "10"}})
+             for i in range(4)]
     curate_all(lake, clients, through_kinesis(lake, clients, first))
     s1 = history_schema(clients.glue, lake.glue_database, "orders_history")
     assert s1 is not None and s1.columns["qty"].type.glue == "bigint"
-    assert s1.columns["price"].type.glue == "decimal(38,1)"
-    second = [stream_record(10, "K0", new={"qty": {"S": "lots"}, "price": {"N": "2.5"},
+    assert s1.columns["price"].type.glue == "decimal(38,18)" and s1.columns["cost"].type.glue == "bigint"
+    second = [stream_record(10, "K0", new={"qty": {"S": "lots"}, "price": {"N": "2.5"}, "cost": {"N": "10.25"},
                                            "colour": {"S": "red"}, "Event_ID": {"S": "clash"}}),
-              stream_record(11, "K1", new={"price": {"N": "0.125"}})]
+              stream_record(11, "K1", new={"price": {"N": "0.1234567890123456789"}})]
     curate_all(lake, clients, through_kinesis(lake, clients, second))
     s2 = history_schema(clients.glue, lake.glue_database, "orders_history")
     assert s2 is not None
     assert s2.columns["colour"].type.glue == "string"  # new attribute → new column
     assert s2.columns["qty"].type.glue == "string" and s2.columns["qty"].type.ddb == "mixed"
-    assert s2.columns["price"].type.glue == "string"  # 0.125 does not fit decimal(38,1)
+    assert s2.columns["price"].type.glue == "string"  # 19 fraction digits do not fit decimal(38,18)
+    assert s2.columns["cost"].type.glue == "decimal(38,18)"  # bigint meets 10.25: widened, old files cast
     assert s2.columns["Event_ID"].name == "attr_event_id"  # never shadows a metadata column
     rows = read_history(lake, "orders_history")
     assert [r["qty"] for r in rows] == ["0", "1", "2", "3", "lots", None]
-    assert [r["price"] for r in rows] == ["1.5"] * 4 + ["2.5", "0.125"]
+    assert [r["price"] for r in rows] == ["1.5"] * 4 + ["2.5", "0.1234567890123456789"]
+    assert [r["cost"] for r in rows] == [Decimal(10)] * 4 + [Decimal("10.25"), None]
     # three readers, one answer: Glue + awswrangler, DuckDB over pyarrow, pyarrow
     session = boto3.Session(**lake.boto3_session_kwargs())
     # files written before a column was added lack it: readers unify schemas (Athena does too)

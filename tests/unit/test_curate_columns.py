@@ -19,10 +19,21 @@ def test_numbers_pick_the_narrowest_exact_type() -> None:
     assert ints is not None and ints.type.glue == "bigint"
     big = build_column([{"N": "1"}, {"N": BIG}], None)
     assert big is not None and big.type.glue == "decimal(38,0)" and big.array[1].as_py() == Decimal(BIG)
-    frac = build_column([{"N": "1.25"}, {"N": "-3.5"}], None)
-    assert frac is not None and frac.type.glue == "decimal(38,2)"
+    frac = build_column([{"N": "1.25"}, {"N": "-3.5"}], None)  # mixed scales share decimal(38,18)
+    assert frac is not None and frac.type.glue == "decimal(38,18)"
+    assert frac.array.to_pylist() == [Decimal("1.25"), Decimal("-3.5")]
+    fine = build_column([{"N": "0.1234567890123456789"}], None)  # 19 fraction digits: exact scale
+    assert fine is not None and fine.type.glue == "decimal(38,19)"
     huge = build_column([{"N": BIG}, {"N": "0.5"}], None)  # 38 integer digits + 1 fraction digit
     assert huge is not None and huge.type == ColumnType("string", "mixed") and huge.array[0].as_py() == BIG
+
+
+def test_a_bigint_column_widens_to_decimal_when_fractions_arrive() -> None:
+    grown = build_column([{"N": "10.5"}, {"N": "7"}], ColumnType("bigint", "N"))
+    assert grown is not None and grown.widened and grown.type == ColumnType("decimal(38,18)", "N")
+    assert grown.array.to_pylist() == [Decimal("10.5"), Decimal("7")]
+    same = build_column([{"N": "12.125"}], ColumnType("decimal(38,18)", "N"))
+    assert same is not None and not same.widened and same.type.glue == "decimal(38,18)"
 
 
 def test_a_fixed_scale_widens_when_a_value_needs_more_digits() -> None:
@@ -43,7 +54,7 @@ def test_type_conflicts_widen_to_text_of_each_value() -> None:
 
 def test_sets_maps_and_nulls() -> None:
     ns = build_column([{"NS": ["1", "2.5"]}, {"NULL": True}], None)
-    assert ns is not None and ns.type.glue == "array<decimal(38,1)>" and ns.array.to_pylist()[1] is None
+    assert ns is not None and ns.type.glue == "array<decimal(38,18)>" and ns.array.to_pylist()[1] is None
     m = build_column([{"M": {"b": {"B": "AAE="}, "s": {"SS": ["x"]}}}], None)
     assert m is not None and m.type == ColumnType("string", "M")
     assert orjson.loads(m.array[0].as_py()) == {"b": {"B": "AAE="}, "s": {"SS": ["x"]}}
