@@ -106,7 +106,7 @@ def test_every_type_round_trips_through_kinesis_and_parquet(lake: Settings, clie
     schema = history_schema(clients.glue, lake.glue_database, "orders_history")
     assert schema is not None
     glue = {a: c.type.glue for a, c in schema.columns.items()}
-    assert glue["n_int"] == "bigint" and glue["n_big"] == "decimal(38,18)" and glue["n_dec"] == "decimal(38,18)"
+    assert glue["n_int"] == "bigint" and glue["n_big"] == "decimal(38,0)" and glue["n_dec"] == "decimal(38,18)"
     assert glue["ns"] == "array<decimal(38,0)>" and glue["bs"] == "array<binary>" and glue["m"] == "string"
     assert "nothing" not in glue  # only ever NULL: no column yet; changes.new_image keeps it
     (row,) = read_history(lake, "orders_history")
