@@ -179,12 +179,28 @@ def canonical_keys(keys: Mapping[str, Any]) -> str:
     return orjson.dumps(keys, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def escape_key_value(text: str) -> str:
+    """Escape ``\\`` and ``|`` in a key value, so two different keys never render alike."""
+    if "\\" in text or "|" in text:
+        return text.replace("\\", "\\\\").replace("|", "\\|")
+    return text
+
+
+def escape_key_name(text: str) -> str:
+    """Escape ``\\``, ``|`` and ``=`` in a key attribute name."""
+    return escape_key_value(text).replace("=", "\\=") if "=" in text else escape_key_value(text)
+
+
 def key_string(keys: Mapping[str, Any]) -> str:
-    """A readable, canonical item key: ``pk=ORDER#1|sk=2024-01-01`` (names sorted)."""
+    """A readable, canonical item key: ``pk=ORDER#1|sk=2024-01-01`` (names sorted).
+
+    ``|`` and ``\\`` in values (and ``=`` in names) are escaped with a backslash, so
+    ``pk="a|sk=c", sk="d"`` and ``pk="a", sk="c|sk=d"`` stay two keys."""
     if not keys:
         raise MalformedRecordError("record has no dynamodb.Keys")
     try:
-        return "|".join(f"{name}={_scalar_text(keys[name])}" for name in sorted(keys))
+        return "|".join(f"{escape_key_name(name)}={escape_key_value(_scalar_text(keys[name]))}"
+                        for name in sorted(keys))
     except (ValueError, AttributeError) as e:
         raise MalformedRecordError(f"malformed Keys {keys!r}: {e}") from None
 

@@ -34,6 +34,8 @@ from lake.errors import MalformedRecordError
 from lake.records import (
     EVENT_NAMES,
     TYPE_TAGS,
+    escape_key_name,
+    escape_key_value,
     event_time_us,
     key_string,
     sequence_number,
@@ -269,13 +271,16 @@ def key_text(keys: Any) -> str:
             if type(val) is not str or not (tag == "S" or (tag == "N" and _number(val))
                                             or (tag == "B" and _base64(val))):
                 break
-            parts.append(f"{name}={val}")
+            if tag == "S" and ("|" in val or "\\" in val):
+                val = escape_key_value(val)  # (N and B values never hold | or \)
+            parts.append(f"{escape_key_name(name) if _NEEDS_ESCAPE.search(name) else name}={val}")
         else:
             return parts[0] if len(parts) == 1 else "|".join(parts)
     raise _keys_error(keys)
 
 
 _number, _base64 = _NUMBER.fullmatch, _BASE64.fullmatch
+_NEEDS_ESCAPE = re.compile(r"[|=\\]")
 
 
 _NO_IMAGE: dict[str, Any] = {}

@@ -37,7 +37,7 @@ from lake.curate.tables import (
     assemble_history,
     parquet_bytes,
 )
-from lake.records import EVENT_NAMES, TTL_PRINCIPAL, TYPE_TAGS
+from lake.records import EVENT_NAMES, TTL_PRINCIPAL, TYPE_TAGS, escape_key_name
 
 Mode = Literal["plain", "typed"]
 Tags = dict[str, pa.Array]  # DynamoDB type tag → that child of a typed value (parent nulls applied)
@@ -686,7 +686,11 @@ def _key_columns(keys: pa.Array, kids: dict[str, Tags], n: int) -> tuple[pa.Arra
         if not tags:
             continue
         vals = list(tags.values())
-        values.append((name, vals[0] if len(vals) == 1 else pc.coalesce(*vals)))
+        value = vals[0] if len(vals) == 1 else pc.coalesce(*vals)
+        if "S" in tags and pc.any(pc.match_substring_regex(tags["S"], r"[|\\]")).as_py():
+            # lake.records.escape_key_value, on arrays
+            value = pc.replace_substring(pc.replace_substring(value, "\\", "\\\\"), "|", "\\|")
+        values.append((escape_key_name(name), value))
     if all(v.null_count == 0 for _, v in values):  # every key attribute in every row: one join
         key = _join_parts([p for i, (name, v) in enumerate(values) for p in ("|"[:i] + name + "=", v)], n)
     else:

@@ -54,7 +54,8 @@ def normalise_key(text: str) -> str:
     """``sk=1|pk=A`` → ``pk=A|sk=1``: the canonical form of :func:`lake.records.key_string`.
 
     A line that is JSON is read as typed ``Keys`` (``{"pk": {"S": "A"}}``).
-    Values may not contain ``|`` in the text form (use the JSON form for those).
+    In the text form, ``|`` and ``\\`` inside values are escaped with a backslash, as
+    :func:`lake.records.key_string` renders them (or use the JSON form).
     """
     s = text.strip()
     if s.startswith("{"):
@@ -64,14 +65,36 @@ def normalise_key(text: str) -> str:
         except (orjson.JSONDecodeError, MalformedRecordError, TypeError, ValueError) as e:
             raise ConfigError(f"key {text!r}: not typed DynamoDB Keys JSON ({e})") from None
     parts: dict[str, str] = {}
-    for part in s.split("|"):
-        name, eq, value = part.partition("=")
-        if not eq or not name.strip():
+    for part in _split_unescaped(s, "|"):
+        pieces = _split_unescaped(part, "=", 1)
+        if len(pieces) != 2 or not pieces[0].strip():
             raise ConfigError(f"key {text!r}: expected name=value[|name=value], e.g. 'pk=A|sk=1'")
-        if name.strip() in parts:
-            raise ConfigError(f"key {text!r}: attribute {name.strip()!r} given twice")
-        parts[name.strip()] = value
+        name, value = pieces[0].strip(), pieces[1]
+        if name in parts:
+            raise ConfigError(f"key {text!r}: attribute {name!r} given twice")
+        parts[name] = value
     return "|".join(f"{n}={parts[n]}" for n in sorted(parts))
+
+
+def _split_unescaped(text: str, sep: str, maxsplit: int = -1) -> list[str]:
+    """Split on ``sep`` where it is not escaped by a backslash (escapes are kept in the parts)."""
+    out: list[str] = []
+    cur: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            cur.append(text[i:i + 2])
+            i += 2
+            continue
+        if c == sep and (maxsplit < 0 or len(out) < maxsplit):
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    out.append("".join(cur))
+    return out
 
 
 def read_keys_file(path: str | Path) -> tuple[str, ...]:

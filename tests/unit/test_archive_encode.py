@@ -280,7 +280,7 @@ def test_random_image_corruptions_are_archived_and_the_walk_still_names_them() -
 
 @pytest.mark.parametrize(("keys", "text"), [
     ({"pk": {"S": "A"}}, "pk=A"),
-    ({"sk": {"N": "-1.5e3"}, "pk": {"S": "a|b"}}, "pk=a|b|sk=-1.5e3"),
+    ({"sk": {"N": "-1.5e3"}, "pk": {"S": "a|b"}}, "pk=a\\|b|sk=-1.5e3"),
     ({"pk": {"B": "AAE="}, "a": {"S": ""}}, "a=|pk=AAE="),
 ])
 def test_key_text_is_the_canonical_key_string(keys: dict[str, Any], text: str) -> None:
@@ -319,3 +319,15 @@ def test_records_without_a_stream_arn_are_still_archived(arn: Any, table: str, s
     assert obj.key.table == table and (shard is None or obj.key.shard == shard)
     ((env, back),) = lines_of(plan.objects)
     assert back == rec and env["table"] == table
+
+
+@pytest.mark.parametrize("keys", [
+    {"pk": {"S": "a|sk=c"}, "sk": {"S": "d"}},
+    {"pk": {"S": "back\\slash"}},
+    {"p=k": {"S": "x"}, "sk": {"N": "1"}},
+])
+def test_key_text_escapes_as_key_string(keys: dict) -> None:
+    from lake.archive.encode import key_text
+    from lake.records import key_string
+
+    assert key_text(keys) == key_string(keys)

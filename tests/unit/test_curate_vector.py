@@ -321,3 +321,21 @@ def test_base64_is_decoded_for_the_whole_column_at_once() -> None:
     values = [base64.b64encode(bytes(range(k))).decode() for k in range(12)] + [None, ""]
     got = vector.b64_binary(pa.array(values, pa.string()))
     assert got.to_pylist() == [None if v is None else base64.b64decode(v) for v in values]
+
+
+def test_keys_with_separators_are_escaped_as_key_string() -> None:
+    from lake.records import key_string
+
+    ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2024-01-01T00:00:00.000"
+    keys = [{"pk": {"S": "a|sk=c"}, "sk": {"S": "d"}}, {"pk": {"S": "a"}, "sk": {"S": "c|sk=d"}},
+            {"pk": {"S": "back\\slash"}, "sk": {"S": "x"}}]
+    payloads = [(orjson.dumps({"eventID": f"e{i}", "eventName": "INSERT", "eventSource": "aws:dynamodb",
+                               "awsRegion": "us-east-1", "eventSourceARN": ARN,
+                               "dynamodb": {"ApproximateCreationDateTime": 1700000000, "Keys": k, "NewImage": k,
+                                            "SequenceNumber": str(100 + i), "SizeBytes": 10,
+                                            "StreamViewType": "NEW_IMAGE"}}), None)
+                for i, k in enumerate(keys)]
+    (part,) = columnar(payloads).tables
+    got = part.changes().column("key").to_pylist()
+    assert got == [key_string(k) for k in keys] == [c.key for c in reference(payloads)["orders"]]
+    assert len(set(got)) == 3

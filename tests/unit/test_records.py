@@ -84,3 +84,10 @@ def test_partition_key_is_deterministic_and_bounded() -> None:
     pk = partition_key("orders", long_key)
     assert len(pk) <= 256 and pk == partition_key("orders", long_key)
     assert pk != partition_key("orders", {"pk": {"S": "x" * 999}})
+
+
+def test_keys_that_would_collide_are_escaped_apart() -> None:
+    a = key_string({"pk": {"S": "a|sk=c"}, "sk": {"S": "d"}})
+    b = key_string({"pk": {"S": "a"}, "sk": {"S": "c|sk=d"}})
+    assert a != b and (a, b) == (r"pk=a\|sk=c|sk=d", r"pk=a|sk=c\|sk=d")
+    assert key_string({"p=k": {"S": "x\\y"}}) == r"p\=k=x\\y"

@@ -130,3 +130,12 @@ def test_target_specs() -> None:
     for bad in ("ftp:x", "lambda:", "python:nomodule", "nothing"):
         with pytest.raises(ConfigError):
             Target.parse(bad)
+
+
+def test_escaped_keys_parse_as_rendered() -> None:
+    from lake.records import key_string
+    from lake.replay.selection import normalise_key
+
+    rendered = key_string({"pk": {"S": "a|sk=c"}, "sk": {"S": "d\\e"}})
+    assert normalise_key(rendered) == rendered
+    assert normalise_key(r"sk=d\\e|pk=a\|sk=c") == rendered

@@ -15,6 +15,7 @@ import pytest
 from lake.archive.encode import plan_batch
 from lake.archive.keys import RawObjectKey
 from lake.errors import MalformedRecordError
+from lake.records import key_string
 from lake.replay import MemoryStore, Selection
 from lake.replay.engine import frozen_heap
 from lake.replay.source import Change, _read_columns, _read_lines, fetch, gc_paused, position_key, read_object
@@ -81,7 +82,7 @@ def test_keys_ids_and_records_are_decoded_exactly() -> None:
     for c in changes:
         rec = by_seq[c.seq]
         assert orjson.loads(c.record) == rec
-        assert c.key == f"pk={rec['dynamodb']['Keys']['pk']['S']}|sk={rec['dynamodb']['Keys']['sk']['S']}"
+        assert c.key == key_string(rec["dynamodb"]["Keys"])
         assert (c.id, c.event) == (rec["eventID"], rec["eventName"])
         assert c.t == int(rec["dynamodb"]["ApproximateCreationDateTime"] * 1_000_000)
     assert orjson.loads(event_payload(changes)) == {"Records": [orjson.loads(c.record) for c in changes]}
