@@ -97,18 +97,28 @@ def _integer_digits_fit(texts: pa.Array, scale: int) -> bool:
     if pc.all(pc.match_substring_regex(texts, _PLAIN_DECIMAL)).as_py():
         digits = pc.utf8_length(pc.replace_substring_regex(texts, r"^-?0*([0-9]*)(?:\.[0-9]*)?$", r"\1"))
         return bool((pc.max(digits).as_py() or 0) <= room)
+    shape = _digits(texts)
+    return shape is not None and shape[0] <= room
+
+
+def _digits(texts: pa.Array) -> tuple[int, int] | None:
+    """(most integer digits, largest scale) of N literals in any form (exponents included),
+    or None when one is not a finite number."""
+    scale = int_digits = 0
     for t in texts.to_pylist():
         if t is None:
             continue
         try:
             d = Decimal(t)
         except InvalidOperation:
-            return False
+            return None
         if not d.is_finite():
-            return False
-        if d != 0 and d.adjusted() + 1 > room:
-            return False
-    return True
+            return None
+        _, ds, exp = d.as_tuple()
+        assert isinstance(exp, int)
+        scale = max(scale, -exp if exp < 0 else 0)
+        int_digits = max(int_digits, len(ds) + exp)
+    return int_digits, scale
 
 
 def _to_decimal(texts: pa.Array, glue: str) -> pa.Array | None:
@@ -164,23 +174,11 @@ def _decimal(texts: pa.Array) -> tuple[pa.Array, str] | None:
         glue = f"decimal(38,{scale})"
         exact = _to_decimal(texts, glue)
         return None if exact is None else (exact, glue)
-    scale = int_digits = 0
-    for t in texts.to_pylist():
-        if t is None:
-            continue
-        try:
-            d = Decimal(t)
-        except InvalidOperation:
-            return None
-        if not d.is_finite():
-            return None
-        _, ds, exp = d.as_tuple()
-        assert isinstance(exp, int)
-        scale = max(scale, -exp if exp < 0 else 0)
-        int_digits = max(int_digits, len(ds) + exp)
+    shape = _digits(texts)
     # the widest integer part and the finest fraction must share 38 digits
-    if int_digits + scale > 38:
+    if shape is None or shape[0] + shape[1] > 38:
         return None
+    scale = shape[1]
     glue = f"decimal(38,{scale})"
     exact = _to_decimal(texts, glue)
     return None if exact is None else (exact, glue)
