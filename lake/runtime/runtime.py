@@ -530,6 +530,15 @@ class LocalRuntime:
         """Check every source, handler and destination, then start polling in background threads."""
         if self.started:
             return
+        if any(r.thread.ident is not None for r in self._runners):
+            # Started before and stopped: fresh runners (threads start once), reading on from
+            # the checkpoints, with the counters carried over.
+            fresh = []
+            for old_runner in self._runners:
+                runner = _MappingRunner(self, old_runner.m)
+                runner.stats = old_runner.stats
+                fresh.append(runner)
+            self._runners = fresh
         for runner in self._runners:
             runner.prepare()
         self._stop.clear()

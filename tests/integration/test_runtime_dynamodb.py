@@ -186,3 +186,17 @@ def test_handler_by_module_path_and_clear_errors(clients: Clients, tmp_path: Pat
         rt.stop()
     assert [seq_of(r) for e in HANDLED for r in e["Records"]] == stream_seqs(clients, arn)
     assert rt.stats["runtime_helpers"].invocations == 1
+
+
+def test_a_stopped_runtime_starts_again_from_its_checkpoint(clients: Clients, tmp_path: Path) -> None:
+    arn = make_table(clients)
+    rec = Recorder()
+    rt = LocalRuntime(clients, [EventSourceMapping(rec, arn, name="again")], tmp_path, poll_interval_s=0.01)
+    put_items(clients, 2)
+    assert rt.run_until_idle(5)
+    rt.stop()
+    put_items(clients, 2, start=2)
+    assert rt.run_until_idle(5)  # the same object, started again
+    rt.stop()
+    assert rec.delivered() == stream_seqs(clients, arn)  # each record once, in order
+    assert rt.stats["again"].records_delivered == 4
