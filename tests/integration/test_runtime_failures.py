@@ -250,8 +250,8 @@ def test_unreachable_destination_holds_the_shard_instead_of_losing_records(clien
         assert rt.wait_idle(10)
     finally:
         rt.stop()
-    [msg] = drain_queue(clients, url, expect=1)
-    assert msg["DDBStreamBatchInfo"]["batchSize"] == 2
+    msgs = drain_queue(clients, url, expect=1)  # one batch, or two if the writes were read apart
+    assert sum(m["DDBStreamBatchInfo"]["batchSize"] for m in msgs) == 2
     assert rt.stats["held"].records_to_destination == 2
 
 
