@@ -8,6 +8,7 @@ and a TTL sweeper. Runs until Ctrl-C or SIGTERM, then stops cleanly.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import logging
 import os
@@ -64,9 +65,11 @@ def _mapping(w: Wiring, arn: str, dlq_arn: str, name: str) -> Any:
     )
 
 
-def _wiring(extra_functions: tuple[str, ...]) -> list[Wiring]:
+@functools.cache
+def _wiring(extra_functions: tuple[str, ...]) -> tuple[Wiring, ...]:
+    # Looked up once per process: every table (and every table wired later) shares it.
     wiring = list(LAKE_WIRING) + [Wiring("dynamodb", f, 100, f.replace(":", ".")) for f in extra_functions]
-    present = [w for w in wiring if handler_exists(w.function)]
+    present = tuple(w for w in wiring if handler_exists(w.function))
     for w in wiring:
         if w not in present:
             log.info("handler %s not present: not wired", w.function)

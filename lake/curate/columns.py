@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -259,18 +259,29 @@ def build_column(cells: Sequence[Mapping[str, Any]], existing: ColumnType | None
         if existing is None:
             return None
         return Built(pa.nulls(len(cells), arrow_type(existing.glue)), existing)
-    if len(tags) == 1:
-        (tag,) = tags
-        if existing is None or existing.ddb == tag:
-            got = _typed(tag, [tv.get(tag) for tv in cells], existing)
-            if got is not None:
-                return typed_built(got, tag, existing)
-            reason = f"{tag} values do not fit {existing.glue if existing else 'a numeric type'}"
-        else:
-            reason = f"{tag} values in a {existing.ddb} column"
-    else:
-        reason = f"types {sorted(tags)} in one batch"
-    return _widened(cells, existing, reason)
+    decided = decide(sorted(tags), existing, lambda tag: _typed(tag, [tv.get(tag) for tv in cells], existing))
+    return decided if isinstance(decided, Built) else _widened(cells, existing, decided)
+
+
+def decide(tags: Sequence[str], existing: ColumnType | None,
+           typed: Callable[[str], tuple[pa.Array, str] | None]) -> Built | str:
+    """The type decision both conversion paths share: the column of its one DynamoDB type
+    when that fits (``typed`` builds it), else the reason the column widens to string."""
+    if len(tags) != 1:
+        return f"types {list(tags)} in one batch"
+    (tag,) = tags
+    if existing is not None and existing.ddb != tag:
+        return f"{tag} values in a {existing.ddb} column"
+    got = typed(tag)
+    if got is None:
+        return f"{tag} values do not fit {existing.glue if existing else 'a numeric type'}"
+    return typed_built(got, tag, existing)
+
+
+def widened_built(array: pa.Array, existing: ColumnType | None, reason: str) -> Built:
+    """A column widened to text; ``widened`` only when it was not text already."""
+    was_string = existing is not None and existing.glue == "string" and existing.ddb == MIXED
+    return Built(array, ColumnType("string", MIXED), widened=not was_string, reason=reason)
 
 
 def typed_built(got: tuple[pa.Array, str], tag: str, existing: ColumnType | None) -> Built:
@@ -288,9 +299,7 @@ def _widened(cells: Sequence[Mapping[str, Any]], existing: ColumnType | None, re
             continue
         ((tag, v),) = tv.items()
         texts.append(text_of(tag, v))
-    was_string = existing is not None and existing.glue == "string" and existing.ddb == MIXED
-    return Built(pa.array(texts, pa.string()), ColumnType("string", MIXED), widened=not was_string,
-                 reason=reason)
+    return widened_built(pa.array(texts, pa.string()), existing, reason)
 
 
 def widen_array(array: pa.Array, old: ColumnType) -> pa.Array:

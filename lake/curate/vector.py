@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
-from lake.curate.columns import MIXED, Built, ColumnType, _decimal, _numeric, arrow_type, typed_built
+from lake.curate.columns import Built, ColumnType, _decimal, _numeric, arrow_type, decide, widened_built
 from lake.curate.decode import day_of
 from lake.curate.tables import (
     CHANGES_SCHEMA,
@@ -496,21 +496,11 @@ def build_column(tags: Tags, n: int, existing: ColumnType | None) -> Built | Non
         if existing is None:
             return None
         return Built(pa.nulls(n, arrow_type(existing.glue)), existing)
-    if len(present) == 1:
-        (tag,) = present
-        if existing is None or existing.ddb == tag:
-            got = _typed(tag, tags[tag], existing)
-            if got is not None:
-                return typed_built(got, tag, existing)
-            reason = f"{tag} values do not fit {existing.glue if existing else 'a numeric type'}"
-        else:
-            reason = f"{tag} values in a {existing.ddb} column"
-    else:
-        reason = f"types {present} in one batch"
+    decided = decide(present, existing, lambda tag: _typed(tag, tags[tag], existing))
+    if isinstance(decided, Built):
+        return decided
     texts = [_widened_text(t, tags[t]) for t in present]
-    array = texts[0] if len(texts) == 1 else pc.coalesce(*texts)
-    was_string = existing is not None and existing.glue == "string" and existing.ddb == MIXED
-    return Built(array, ColumnType("string", MIXED), widened=not was_string, reason=reason)
+    return widened_built(texts[0] if len(texts) == 1 else pc.coalesce(*texts), existing, decided)
 
 
 # -- the batch -----------------------------------------------------------------
