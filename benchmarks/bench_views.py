@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd
 
 from lake.aws.clients import Clients
-from lake.aws.embedded import EmbeddedAWS
+from lake.local.embedded import EmbeddedAWS
 from lake.query.jsontext import members
 from lake.query.local import LocalEngine, s3_filesystem
 from lake.query.synthetic import curated_table, generate, redeliver, register_changes, write_lake

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from lake import demo, up
+    from lake.local import demo, up
 
     up.add_parser(sub, parents)
     demo.add_parser(sub, parents)

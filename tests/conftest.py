@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from lake.aws.clients import Clients
-from lake.aws.embedded import EmbeddedAWS
+from lake.local.embedded import EmbeddedAWS
 from lake.settings import Settings
 
 EVENTS = Path(__file__).parent / "events"

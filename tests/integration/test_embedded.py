@@ -7,9 +7,9 @@ import time
 import pytest
 
 from lake.aws.clients import Clients
-from lake.aws.embedded import EmbeddedAWS, free_port, sweep_ttl
 from lake.aws.provision import provision, stream_arn
 from lake.errors import NotFoundError
+from lake.local.embedded import EmbeddedAWS, free_port, sweep_ttl
 from lake.settings import Settings
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
 
 from lake.aws.clients import Clients
-from lake.runtime import EventSourceMapping, LocalRuntime
+from lake.local.runtime import EventSourceMapping, LocalRuntime
 from tests.runtime_helpers import HANDLED, Recorder, make_table, put_items, seq_of, stream_seqs
 
 

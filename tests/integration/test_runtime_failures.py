@@ -10,7 +10,7 @@ from typing import Any
 
 from lake.aws.clients import Clients
 from lake.aws.provision import ensure_kinesis
-from lake.runtime import EventSourceMapping, LocalRuntime
+from lake.local.runtime import EventSourceMapping, LocalRuntime
 from tests.runtime_helpers import Recorder, drain_queue, make_queue, make_table, put_items, seq_of, stream_seqs
 
 
@@ -51,7 +51,7 @@ def test_failure_without_destination_is_counted_not_silent(clients: Clients, tmp
     rec = Recorder(always_fail)
     rt = LocalRuntime(clients, [EventSourceMapping(rec, arn, maximum_retry_attempts=0, name="nodest")], tmp_path,
                       poll_interval_s=0.01)
-    with caplog.at_level("ERROR", logger="lake.runtime"):
+    with caplog.at_level("ERROR", logger="lake.local.runtime"):
         try:
             assert rt.run_until_idle(5)
         finally:

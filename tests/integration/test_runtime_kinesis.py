@@ -14,7 +14,7 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import KinesisDataStreamModel
 
 from lake.aws.clients import Clients
-from lake.runtime import EventSourceMapping, LocalRuntime
+from lake.local.runtime import EventSourceMapping, LocalRuntime
 from tests.runtime_helpers import Recorder, make_kinesis, make_table, put_items, put_kinesis, stream_seqs
 
 

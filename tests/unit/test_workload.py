@@ -1,7 +1,7 @@
 from collections import Counter
 
+from lake.local.workload import generate, write_batches
 from lake.settings import TableSpec
-from lake.workload import generate, write_batches
 
 
 def test_same_seed_same_workload_different_seed_different() -> None:

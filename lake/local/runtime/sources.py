@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from lake.aws.clients import Clients, error_code, translate
 from lake.errors import NotFoundError, TransientError
-from lake.runtime.events import SourceKind, StreamRecord, dynamodb_event_record, kinesis_event_record
+from lake.local.runtime.events import SourceKind, StreamRecord, dynamodb_event_record, kinesis_event_record
 
 
 class IteratorExpired(TransientError):

@@ -28,12 +28,12 @@ import orjson
 from lake.aws.clients import Clients, translate
 from lake.errors import ConfigError, LakeError, NotFoundError, TransientError
 from lake.filters import compile_filters
-from lake.runtime.checkpoint import CheckpointStore
-from lake.runtime.events import ACCOUNT_ID, Condition, StreamRecord, failure_message
-from lake.runtime.invoke import Handler, LambdaContext, Outcome, interpret, invoke, resolve_handler
-from lake.runtime.sources import IteratorExpired, ShardInfo, StreamSource, open_source
+from lake.local.runtime.checkpoint import CheckpointStore
+from lake.local.runtime.events import ACCOUNT_ID, Condition, StreamRecord, failure_message
+from lake.local.runtime.invoke import Handler, LambdaContext, Outcome, interpret, invoke, resolve_handler
+from lake.local.runtime.sources import IteratorExpired, ShardInfo, StreamSource, open_source
 
-log = logging.getLogger("lake.runtime")
+log = logging.getLogger("lake.local.runtime")
 
 StartingPosition = Literal["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"]
 _GENERIC_MODULES = frozenset({"handler", "handlers", "app", "main", "index", "lambda_function", "function"})

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from lake.aws.clients import Clients
-from lake.aws.embedded import EmbeddedAWS, TTLSweeper
 from lake.aws.provision import Provisioned, provision
+from lake.local.embedded import EmbeddedAWS, TTLSweeper
 from lake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def handler_exists(function: str) -> bool:
 
 
 def _mapping(w: Wiring, arn: str, dlq_arn: str, name: str) -> Any:
-    from lake.runtime import EventSourceMapping
+    from lake.local.runtime import EventSourceMapping
 
     # As template.yaml, except MaximumBatchingWindowInSeconds: none locally, for latency.
     return EventSourceMapping(
@@ -195,7 +195,7 @@ class EmbeddedLake:
             sys.path.insert(0, os.getcwd())
         self.mappings = build_mappings(self.settings, self.provisioned, self.extra_functions)
         if self.mappings:
-            from lake.runtime import LocalRuntime
+            from lake.local.runtime import LocalRuntime
 
             # A fresh moto has fresh streams: checkpoints of an earlier embedded session must not apply.
             state = Path(self.settings.state_dir) / f"embedded-{self.aws.port}"

@@ -1,6 +1,6 @@
 """Local event-source-mapping runtime: AWS Lambda's stream polling semantics, in process."""
 
-from lake.runtime.invoke import LambdaContext
-from lake.runtime.runtime import EventSourceMapping, LocalRuntime, MappingStats
+from lake.local.runtime.invoke import LambdaContext
+from lake.local.runtime.runtime import EventSourceMapping, LocalRuntime, MappingStats
 
 __all__ = ["EventSourceMapping", "LambdaContext", "LocalRuntime", "MappingStats"]

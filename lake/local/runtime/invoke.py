@@ -55,7 +55,7 @@ def resolve_handler(function: str | Callable[..., Any]) -> Handler:
     return handler  # type: ignore[no-any-return]
 
 
-log = logging.getLogger("lake.runtime")
+log = logging.getLogger("lake.local.runtime")
 
 
 @dataclass(frozen=True)

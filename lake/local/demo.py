@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from lake.aws.clients import Clients
-from lake.aws.embedded import sweep_ttl
+from lake.local.embedded import sweep_ttl
+from lake.local.workload import Workload, generate, write_batches
 from lake.settings import Settings
-from lake.workload import Workload, generate, write_batches
 
 
 @dataclass
@@ -84,7 +84,7 @@ def dlq_depth(clients: Clients, queue_url: str) -> int:
 
 def run_demo(settings: Settings, changes: int, seed: int, console: Console,
              timeout_s: float = 120.0) -> DemoReport:
-    from lake.up import EmbeddedLake
+    from lake.local.up import EmbeddedLake
 
     report = DemoReport()
     t0 = time.perf_counter()
