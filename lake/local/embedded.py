@@ -33,7 +33,9 @@ _PATCHED = False
 
 
 def patch_moto() -> None:
-    """Make moto's DynamoDB Streams records look like DynamoDB's in two places (idempotent).
+    """Make moto behave like AWS where the lake depends on it (idempotent).
+
+    DynamoDB Streams records look like DynamoDB's in two places:
 
     * ``UpdateItem`` of a missing item: moto first puts the bare key (one INSERT record) and
       then applies the update (a second INSERT); DynamoDB writes one INSERT. The bare-key
@@ -41,6 +43,8 @@ def patch_moto() -> None:
       it and sequence numbers stay dense).
     * Binary key attributes: moto base64-encodes the already-encoded key once more in
       ``Keys``; the item's own attributes hold the right value, so Keys are taken from it.
+
+    And Glue's ``UpdateTable`` checks ``VersionId`` (see :func:`_patch_glue_version_check`).
     """
     global _PATCHED
     if _PATCHED:
@@ -84,7 +88,37 @@ def patch_moto() -> None:
     StreamRecord.__init__ = init  # type: ignore[method-assign]
     DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
     StreamShard.add = add  # type: ignore[method-assign]
+    _patch_glue_version_check()
     _PATCHED = True
+
+
+def _patch_glue_version_check() -> None:
+    """Glue's ``UpdateTable`` with a ``VersionId`` that is no longer the table's current one
+    fails with ``ConcurrentModificationException`` on AWS; moto accepts it and the last
+    writer wins. Iceberg's optimistic commits rely on the check (ADR 0003), so the
+    embedded Glue makes it, atomically with the update."""
+    try:
+        from moto.core.exceptions import JsonRESTError
+        from moto.glue.responses import GlueResponse
+    except ImportError:  # pragma: no cover - a moto without these internals
+        log.warning("moto internals changed: the embedded Glue does not check VersionId")
+        return
+    original = GlueResponse.update_table
+    lock = threading.Lock()
+
+    def update_table(self: Any) -> Any:
+        version = self.parameters.get("VersionId")
+        with lock:
+            if version is not None:
+                name = (self.parameters.get("TableInput") or {}).get("Name")
+                table = self.glue_backend.get_table(self.parameters.get("DatabaseName"), name)
+                if str(table._current_version) != str(version):
+                    raise JsonRESTError("ConcurrentModificationException",
+                                        f"Update table failed due to concurrent modifications: version {version} "
+                                        f"is not the current {table._current_version}")
+            return original(self)
+
+    GlueResponse.update_table = update_table  # type: ignore[method-assign]
 
 
 class EmbeddedAWS:
