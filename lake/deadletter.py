@@ -54,7 +54,7 @@ def quarantine_key(settings: Settings, item: Quarantined, body: bytes) -> str:
 
 def quarantine(settings: Settings, clients: Clients, items: list[Quarantined]) -> list[str]:
     """Write each quarantined record to S3; return the keys. S3 errors are raised translated."""
-    store = clients.store()
+    store = clients.store(settings.bucket)
     keys = []
     for item in items:
         body = item.to_json()

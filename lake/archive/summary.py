@@ -33,7 +33,7 @@ class RawSummary:
 
 def raw_summary(settings: Settings, clients: Clients | None = None) -> RawSummary:
     """List the raw zone; record counts come from each object's ``record-count`` metadata."""
-    store = (clients or Clients(settings)).store()
+    store = (clients or Clients(settings)).store(settings.bucket)
     per_table: dict[str, list[int]] = {}
     foreign = 0
     for obj in store.list_info(zone_prefix(settings.prefix)):

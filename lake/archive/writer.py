@@ -67,7 +67,8 @@ def put_raw_object(settings: Settings, clients: Clients, obj: RawObject) -> None
     """One raw object; S3 errors come back as :class:`TransientError` (they are all retryable here)."""
     try:
         # No Content-Encoding: gzip, or HTTP clients would inflate the body behind our back.
-        clients.store().put(obj.key.render(), obj.body, content_type="application/gzip", metadata=obj.metadata())
+        clients.store(settings.bucket).put(obj.key.render(), obj.body, content_type="application/gzip",
+                                           metadata=obj.metadata())
     except LakeError as e:  # the door raises these for S3 errors only; a bug propagates as itself
         raise TransientError(f"put raw object: {e}") from e
 

@@ -49,16 +49,18 @@ class Clients:
                 )
             return self._clients[service]
 
-    def store(self, bucket: str | None = None) -> S3ObjectStore:
-        """The storage door on ``bucket`` (default: the lake's bucket)."""
-        return S3ObjectStore(self.s3, bucket or self.settings.bucket)
+    # The bucket and database are always named by the caller: a stage's settings may differ from
+    # the ones these clients were built for (same endpoint and credentials, another bucket).
+    def store(self, bucket: str) -> S3ObjectStore:
+        """The storage door on ``bucket``."""
+        return S3ObjectStore(self.s3, bucket)
 
-    def catalog(self, database: str | None = None) -> GlueCatalog:
-        """The catalog door on ``database`` (default: the lake's Glue database)."""
+    def catalog(self, database: str) -> GlueCatalog:
+        """The catalog door on Glue ``database``."""
         # imported here: the archive and fan-out Lambdas never load pyarrow and sqlglot
         from lake.aws.catalog import GlueCatalog
 
-        return GlueCatalog(self.glue, database or self.settings.glue_database)
+        return GlueCatalog(self.glue, database)
 
     def __getattr__(self, name: str) -> Any:
         # clients.s3, clients.dynamodb, clients.kinesis ... read like the services.

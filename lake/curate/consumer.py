@@ -213,7 +213,7 @@ def convert_batch(settings: Settings, clients: Clients, records: Sequence[Mappin
 
 
 def _put(settings: Settings, clients: Clients, key: str, body: bytes) -> None:
-    clients.store().put(key, body)
+    clients.store(settings.bucket).put(key, body)
 
 
 def _rewrite_widened(settings: Settings, clients: Clients, name: str, schema: HistorySchema,
@@ -223,7 +223,7 @@ def _rewrite_widened(settings: Settings, clients: Clients, name: str, schema: Hi
     pyarrow) sees one type per column. Widening is rare: once per column and type."""
     prefix = f"{settings.zone_prefix('curated')}{name}/"
     cols = {schema.columns[a].name: (old, schema.columns[a].type) for a, old in widened.items()}
-    store = clients.store()
+    store = clients.store(settings.bucket)
     for key in store.list(prefix):
         table = pq.read_table(io.BytesIO(store.get(key)))
         changed = False
@@ -241,7 +241,7 @@ def _rewrite_widened(settings: Settings, clients: Clients, name: str, schema: Hi
 
 
 def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result: CurateResult) -> None:
-    glue = clients.glue
+    glue = clients.catalog(settings.glue_database)
     curated = settings.zone_prefix("curated")
     source = part.source
     name = history_table_name(source)
@@ -251,7 +251,7 @@ def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result:
         # called by vector.encode once the changes files are being written: the Glue round
         # trips overlap that work
         catalog.ensure_changes_table(glue, settings)
-        found.append(catalog.history_schema(glue, settings.glue_database, name))
+        found.append(catalog.history_schema(glue, name))
         return found[0] or HistorySchema()
 
     encoded = vector.encode(part, lookup)

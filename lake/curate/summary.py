@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from lake.aws.clients import Clients, translate
+from lake.aws.clients import Clients
 from lake.curate.catalog import CHANGES_TABLE
 from lake.settings import Settings
 
@@ -44,17 +44,9 @@ def count_rows(settings: Settings, table: str, fs: pafs.S3FileSystem | None = No
 
 def curated_summary(settings: Settings, clients: Clients | None = None) -> CuratedSummary:
     """Rows in ``changes``, rows per ``<table>_history`` and the Glue tables of the lake."""
-    clients = clients or Clients(settings)
-    try:
-        pages = clients.glue.get_paginator("get_tables").paginate(DatabaseName=settings.glue_database)
-        tables = sorted(t["Name"] for p in pages for t in p["TableList"])
-        parts = {}
-        for t in tables:
-            pp = clients.glue.get_paginator("get_partitions").paginate(
-                DatabaseName=settings.glue_database, TableName=t)
-            parts[t] = sum(len(p["Partitions"]) for p in pp)
-    except Exception as e:
-        raise translate(e, "Glue database", settings.glue_database) from e
+    glue = (clients or Clients(settings)).catalog(settings.glue_database)
+    tables = sorted(t.name for t in glue.list_tables())
+    parts = {t: len(glue.list_partitions(t)) for t in tables}
     fs = s3_filesystem(settings)
     history = {t: count_rows(settings, t, fs) for t in tables if t.endswith("_history")}
     changes = count_rows(settings, CHANGES_TABLE, fs) if CHANGES_TABLE in tables else 0

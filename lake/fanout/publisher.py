@@ -51,7 +51,7 @@ class FanoutResult:
 
 def _claim(settings: Settings, clients: Clients, entry: Entry, record: Mapping[str, Any]) -> Entry:
     key = claim_key(settings.zone_prefix("claims"), entry.table, entry.data)
-    clients.store().put(key, entry.data, content_type="application/json")
+    clients.store(settings.bucket).put(key, entry.data, content_type="application/json")
     pointer = claim_pointer(entry, settings.bucket, key, record)
     return Entry(entry.index, entry.sequence_number, entry.partition_key, pointer, entry.table,
                  entry.event_id)

@@ -245,7 +245,7 @@ def _replay(
             clients = Clients(settings)
         return clients
 
-    store = store or get_clients().store()
+    store = store or get_clients().store(settings.bucket)
     cp_path = checkpoint_path(settings, selection, target)
     cp = Checkpoint.load(cp_path) if options.resume else None
     resumed_from = cp.events_sent if cp else 0
