@@ -17,9 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: l
 import pandas as pd
 
 from lake.aws.clients import Clients
+from lake.aws.storage import s3_filesystem
 from lake.local.embedded import EmbeddedAWS
 from lake.query.jsontext import members
-from lake.query.local import LocalEngine, s3_filesystem
+from lake.query.local import LocalEngine
 from lake.settings import Settings
 from tests.synthetic import curated_table, generate, redeliver, register_changes, write_lake
 

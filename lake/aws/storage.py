@@ -9,6 +9,9 @@ layout without AWS.
 Errors: only botocore's are translated (``lake.aws.errors.translate``: not found,
 transient, terminal); anything else raised inside the SDK call is a bug and propagates
 unchanged. A missing key is :class:`lake.errors.NotFoundError` in every implementation.
+
+Readers that scan Parquet datasets (the local query engine, ``lake demo``'s counts) get
+pyarrow's S3 filesystem from :func:`s3_filesystem`, pointed at the same endpoint.
 """
 
 from __future__ import annotations
@@ -17,12 +20,17 @@ import builtins
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lake.aws.errors import AWS_ERRORS, error_code, translate
 from lake.errors import NotFoundError, TerminalError
+from lake.settings import Settings
+
+if TYPE_CHECKING:
+    from pyarrow import fs as pafs
 
 # DeleteObjects takes at most this many keys per call.
 _DELETE_BATCH = 1000
@@ -276,3 +284,17 @@ class LocalObjectStore:
     def delete(self, keys: Iterable[str]) -> None:
         for key in keys:
             self._path(key).unlink(missing_ok=True)
+
+
+def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
+    """pyarrow's S3 filesystem for the lake: the settings' endpoint (the embedded AWS) when one is set."""
+    # imported here: the archive and fan-out Lambdas never load pyarrow
+    from pyarrow import fs as pafs
+
+    kwargs: dict[str, Any] = {"region": settings.region}
+    if settings.endpoint_url:
+        url = urlparse(settings.endpoint_url)
+        kwargs.update(endpoint_override=url.netloc, scheme=url.scheme or "http")
+        if settings.is_local:
+            kwargs.update(access_key="testing", secret_key="testing", allow_bucket_creation=False)
+    return pafs.S3FileSystem(**kwargs)

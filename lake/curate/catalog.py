@@ -52,18 +52,18 @@ def _table_input(settings: Settings, name: str, columns: list[dict[str, Any]],
     }
 
 
-def ensure_changes_table(glue: GlueCatalog, settings: Settings) -> None:
+def ensure_changes_table(catalog: GlueCatalog, settings: Settings) -> None:
     """Create the ``changes`` table (fixed schema, docs/CONTRACTS.md) unless it exists."""
-    if glue.get_table(CHANGES_TABLE) is not None:
+    if catalog.get_table(CHANGES_TABLE) is not None:
         return
     cols = [{"Name": n, "Type": t} for n, t in CHANGES_GLUE_TYPES.items()]
-    glue.put_table(_table_input(settings, CHANGES_TABLE, cols, CHANGES_PARTITIONS, "one row per DynamoDB change"),
+    catalog.put_table(_table_input(settings, CHANGES_TABLE, cols, CHANGES_PARTITIONS, "one row per DynamoDB change"),
                    exists=False)
 
 
-def history_schema(glue: GlueCatalog, name: str) -> HistorySchema | None:
+def history_schema(catalog: GlueCatalog, name: str) -> HistorySchema | None:
     """The attribute columns of a history table as registered, or None if it does not exist."""
-    table = glue.get_table(name)
+    table = catalog.get_table(name)
     if table is None:
         return None
     schema = HistorySchema()
@@ -77,7 +77,7 @@ def history_schema(glue: GlueCatalog, name: str) -> HistorySchema | None:
     return schema
 
 
-def put_history_table(glue: GlueCatalog, settings: Settings, name: str, source_table: str, schema: HistorySchema,
+def put_history_table(catalog: GlueCatalog, settings: Settings, name: str, source_table: str, schema: HistorySchema,
                       exists: bool) -> None:
     """Create or update ``<table>_history`` with the metadata columns and ``schema``."""
     cols: list[dict[str, Any]] = [{"Name": n, "Type": t} for n, t in HISTORY_META_GLUE.items()]
@@ -85,14 +85,14 @@ def put_history_table(glue: GlueCatalog, settings: Settings, name: str, source_t
         cols.append({"Name": c.name, "Type": c.type.glue, "Comment": f"attribute {c.attribute} ({c.type.ddb})",
                      "Parameters": {ATTRIBUTE: c.attribute, DDB_TYPE: c.type.ddb}})
     ti = _table_input(settings, name, cols, ("dt",), f"typed change history of DynamoDB table {source_table}")
-    glue.put_table(ti, exists=exists)
+    catalog.put_table(ti, exists=exists)
 
 
-def add_partitions(glue: GlueCatalog, settings: Settings, table: str, partitions: list[list[str]]) -> None:
+def add_partitions(catalog: GlueCatalog, settings: Settings, table: str, partitions: list[list[str]]) -> None:
     """Register hive partitions (values in partition-key order); existing ones are fine."""
     loc = table_location(settings, table)
     keys = ("table_name", "dt") if table == CHANGES_TABLE else ("dt",)
-    glue.add_partitions(table, [{
+    catalog.add_partitions(table, [{
         "Values": values,
         "StorageDescriptor": {"Columns": [], "Location": loc + "/".join(
             f"{k}={v}" for k, v in zip(keys, values, strict=True)) + "/", **_PARQUET},

@@ -241,7 +241,7 @@ def _rewrite_widened(settings: Settings, clients: Clients, name: str, schema: Hi
 
 
 def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result: CurateResult) -> None:
-    glue = clients.catalog(settings.glue_database)
+    lake_catalog = clients.catalog(settings.glue_database)
     curated = settings.zone_prefix("curated")
     source = part.source
     name = history_table_name(source)
@@ -250,8 +250,8 @@ def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result:
     def lookup() -> HistorySchema:
         # called by vector.encode once the changes files are being written: the Glue round
         # trips overlap that work
-        catalog.ensure_changes_table(glue, settings)
-        found.append(catalog.history_schema(glue, name))
+        catalog.ensure_changes_table(lake_catalog, settings)
+        found.append(catalog.history_schema(lake_catalog, name))
         return found[0] or HistorySchema()
 
     encoded = vector.encode(part, lookup)
@@ -261,11 +261,11 @@ def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result:
         key = f"{curated}changes/table_name={source}/dt={p.dt}/{p.file}"
         _put(settings, clients, key, p.changes)
         result.files.append(key)
-    catalog.add_partitions(glue, settings, catalog.CHANGES_TABLE, [[source, p.dt] for p in encoded.partitions])
+    catalog.add_partitions(lake_catalog, settings, catalog.CHANGES_TABLE, [[source, p.dt] for p in encoded.partitions])
     # history: schema first (Glue), then files, so a reader never meets an unknown column
     batch = encoded.history
     if existing is None or batch.added or batch.widened or batch.schema.columns != existing.columns:
-        catalog.put_history_table(glue, settings, name, source, batch.schema, exists=existing is not None)
+        catalog.put_history_table(lake_catalog, settings, name, source, batch.schema, exists=existing is not None)
     if batch.widened:
         _rewrite_widened(settings, clients, name, batch.schema, batch.widened)
         result.widened_columns.setdefault(name, []).extend(batch.widened)
@@ -275,7 +275,7 @@ def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result:
         key = f"{curated}{name}/dt={p.dt}/{p.file}"
         _put(settings, clients, key, p.history)
         result.files.append(key)
-    catalog.add_partitions(glue, settings, name, [[p.dt] for p in encoded.partitions])
+    catalog.add_partitions(lake_catalog, settings, name, [[p.dt] for p in encoded.partitions])
     result.rows += encoded.rows
 
 

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import duckdb
 import orjson
@@ -28,6 +27,7 @@ from sqlglot import exp
 
 from lake.aws.catalog import CatalogTable
 from lake.aws.clients import Clients
+from lake.aws.storage import s3_filesystem
 from lake.errors import NotFoundError, QueryError
 from lake.query import dialect
 from lake.query.jsontext import member_text
@@ -65,17 +65,6 @@ CREATE OR REPLACE MACRO lake_json_member_checked(doc, name, fast) AS (
   END
 )
 """
-
-
-def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
-    """pyarrow's S3 filesystem for the lake: the embedded endpoint when one is set."""
-    kwargs: dict[str, Any] = {"region": settings.region}
-    if settings.endpoint_url:
-        url = urlparse(settings.endpoint_url)
-        kwargs.update(endpoint_override=url.netloc, scheme=url.scheme or "http")
-        if settings.is_local:
-            kwargs.update(access_key="testing", secret_key="testing", allow_bucket_creation=False)
-    return pafs.S3FileSystem(**kwargs)
 
 
 def athena_schema(schema: pa.Schema) -> pa.Schema:

@@ -15,10 +15,10 @@ import pytest
 
 from lake.aws.clients import Clients
 from lake.aws.provision import ensure_bucket, ensure_glue_database, ensure_kinesis
+from lake.aws.storage import s3_filesystem
 from lake.curate import curate, curated_summary
 from lake.curate.catalog import history_schema
 from lake.curate.columns import number_text
-from lake.curate.summary import s3_filesystem
 from lake.fanout import publish
 from lake.fanout.readback import read_stream
 from lake.settings import Settings

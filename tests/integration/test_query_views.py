@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from lake.aws.clients import Clients
-from lake.query.local import LocalEngine, s3_filesystem
+from lake.aws.storage import s3_filesystem
+from lake.query.local import LocalEngine
 from lake.settings import Settings
 from tests.synthetic import Delivered, curated_table, generate, redeliver, register_changes, write_lake
 
