@@ -1,7 +1,9 @@
-"""Build boto3 clients from the one settings object.
+"""Build boto3 clients from the one settings object, and hand out the doors built on them.
 
 Every adapter takes a client (or this factory) and builds one only when given
-none; nothing here connects at import time.
+none; nothing here connects at import time. The stages reach objects through
+``Clients.store(bucket)`` (``lake.aws.storage``) and Glue through
+``Clients.catalog(database)`` (``lake.aws.catalog``).
 """
 
 from __future__ import annotations
