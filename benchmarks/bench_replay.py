@@ -1,7 +1,7 @@
 """Replay throughput: archived raw objects → serialised Lambda event payloads.
 
 Input: gzip JSON-lines objects written by the real encoder (``lake.archive.encode``), held
-as **in-memory bytes** (``MemoryStore``), so neither S3 nor a disk is what is measured.
+as **in-memory bytes** (``MemoryObjectStore``), so neither S3 nor a disk is what is measured.
 Output: a no-op target (``null:``) that receives each batch's serialised payload.
 
 Side by side on the same objects in one run:
@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lake.archive.encode import plan_batch
 from lake.archive.keys import RawObjectKey
-from lake.replay import MemoryStore, ReplayOptions, Selection, replay
+from lake.aws.storage import MemoryObjectStore
+from lake.replay import ReplayOptions, Selection, replay
 from lake.replay.targets import NullSender, Target
 from lake.settings import Settings
 from tests.replay_handlers import history
@@ -39,17 +40,17 @@ from tests.replay_handlers import history
 TARGET_EPS, TARGET_RATIO = 100_000, 10.0
 
 
-def build_archive(n: int) -> MemoryStore:
+def build_archive(n: int) -> MemoryObjectStore:
     items = max(1, n // 20)
     records = history("orders", items=items, changes=n // items, seed=1, step_s=2)
     store: dict[str, bytes] = {}
     for i in range(0, len(records), 1000):  # Lambda batches of 1000
         for obj in plan_batch(records[i:i + 1000]).objects:
             store[obj.key.render()] = obj.body
-    return MemoryStore(store)
+    return MemoryObjectStore(store)
 
 
-def naive(store: MemoryStore, batch_size: int, keep: Callable[[dict], bool]) -> tuple[int, int]:
+def naive(store: MemoryObjectStore, batch_size: int, keep: Callable[[dict], bool]) -> tuple[int, int]:
     """The obvious implementation: parse every line, filter, dump each batch."""
     events = nbytes = 0
     batch: list[dict] = []
@@ -69,7 +70,7 @@ def naive(store: MemoryStore, batch_size: int, keep: Callable[[dict], bool]) -> 
     return events, nbytes
 
 
-def ours(store: MemoryStore, batch_size: int, selection: Selection) -> tuple[int, int]:
+def ours(store: MemoryObjectStore, batch_size: int, selection: Selection) -> tuple[int, int]:
     sink = NullSender()
     replay(Settings(), selection, Target("null", ""), ReplayOptions(batch_size=batch_size, checkpoint=False),
            store=store, sender=sink)

@@ -12,16 +12,17 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: lake and tests.synthetic
 
 import pandas as pd
 
 from lake.aws.clients import Clients
+from lake.aws.storage import s3_filesystem
 from lake.local.embedded import EmbeddedAWS
 from lake.query.jsontext import members
-from lake.query.local import LocalEngine, s3_filesystem
-from lake.query.synthetic import curated_table, generate, redeliver, register_changes, write_lake
+from lake.query.local import LocalEngine
 from lake.settings import Settings
+from tests.synthetic import curated_table, generate, redeliver, register_changes, write_lake
 
 
 def baseline(settings: Settings, clients: Clients, path: str) -> tuple[int, int, int]:
@@ -77,7 +78,7 @@ def main() -> int:
         parts = write_lake(curated_table(unique), fs, base, "a", rows_per_file=100_000)
         parts += write_lake(curated_table(dupes), fs, base, "b")
         pairs = sorted({tuple(x.split("=", 1)[1] for x in p.rsplit("/", 2)[-2:]) for p in parts})
-        register_changes(clients.glue, settings.glue_database, f"s3://{base}/", pairs)  # type: ignore[arg-type]
+        register_changes(clients.catalog(settings.glue_database), f"s3://{base}/", pairs)  # type: ignore[arg-type]
         print(f"lake: {len(unique):,} changes + {len(dupes):,} duplicates in {len(pairs)} partitions "
               f"(built in {time.perf_counter() - t0:.1f} s)")
 

@@ -15,8 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
+from lake.aws.errors import AWS_ERRORS, explain
 from lake.errors import LakeError
 from lake.settings import Settings
 
@@ -101,13 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LakeError as e:
         print(f"lake {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except NoCredentialsError:
-        print(f"lake {args.command}: error: no AWS credentials found. For the embedded AWS, pass the "
-              "--endpoint-url that `lake up` printed (or set LAKE_ENDPOINT_URL); for AWS, configure "
-              "credentials or --profile.", file=sys.stderr)
-        return 2
-    except (BotoCoreError, ClientError) as e:
-        print(f"lake {args.command}: error: {e}", file=sys.stderr)
+    except AWS_ERRORS as e:  # an SDK error no door translated (missing credentials get a hint)
+        print(f"lake {args.command}: error: {explain(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lake {args.command}: interrupted", file=sys.stderr)

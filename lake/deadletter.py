@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from lake.aws.clients import Clients, translate
+from lake.aws.clients import Clients
 from lake.settings import Settings
 
 
@@ -54,16 +54,12 @@ def quarantine_key(settings: Settings, item: Quarantined, body: bytes) -> str:
 
 def quarantine(settings: Settings, clients: Clients, items: list[Quarantined]) -> list[str]:
     """Write each quarantined record to S3; return the keys. S3 errors are raised translated."""
+    store = clients.store(settings.bucket)
     keys = []
     for item in items:
         body = item.to_json()
         key = quarantine_key(settings, item, body)
-        try:
-            clients.s3.put_object(
-                Bucket=settings.bucket, Key=key, Body=body, ContentType="application/json",
-                Metadata={"stage": item.stage, "reason": _ascii(item.reason[:1024])},
-            )
-        except Exception as e:
-            raise translate(e, "S3 bucket", settings.bucket) from e
+        store.put(key, body, content_type="application/json",
+                  metadata={"stage": item.stage, "reason": _ascii(item.reason[:1024])})
         keys.append(key)
     return keys

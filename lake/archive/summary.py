@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from lake.archive.keys import ForeignKeyError, RawObjectKey, zone_prefix
-from lake.aws.clients import Clients, translate
+from lake.aws.clients import Clients
 from lake.settings import Settings
 
 
@@ -35,27 +33,20 @@ class RawSummary:
 
 def raw_summary(settings: Settings, clients: Clients | None = None) -> RawSummary:
     """List the raw zone; record counts come from each object's ``record-count`` metadata."""
-    clients = clients or Clients(settings)
-    s3 = clients.s3
+    store = (clients or Clients(settings)).store(settings.bucket)
     per_table: dict[str, list[int]] = {}
     foreign = 0
-    try:
-        for page in s3.get_paginator("list_objects_v2").paginate(
-                Bucket=settings.bucket, Prefix=zone_prefix(settings.prefix)):
-            for obj in page.get("Contents", []):
-                try:
-                    key = RawObjectKey.parse(obj["Key"])
-                except ForeignKeyError:
-                    foreign += 1
-                    continue
-                head = s3.head_object(Bucket=settings.bucket, Key=obj["Key"])
-                count = int(head.get("Metadata", {}).get("record-count", "0") or 0)
-                t = per_table.setdefault(key.table, [0, 0, 0])
-                t[0] += 1
-                t[1] += count
-                t[2] += int(obj["Size"])
-    except (ClientError, BotoCoreError) as e:
-        raise translate(e, "S3 bucket", settings.bucket) from e
+    for obj in store.list_info(zone_prefix(settings.prefix)):
+        try:
+            key = RawObjectKey.parse(obj.key)
+        except ForeignKeyError:
+            foreign += 1
+            continue
+        count = int(store.head(obj.key).metadata.get("record-count", "0") or 0)
+        t = per_table.setdefault(key.table, [0, 0, 0])
+        t[0] += 1
+        t[1] += count
+        t[2] += obj.size
     tables = {name: TableCounts(*v) for name, v in sorted(per_table.items())}
     return RawSummary(
         objects=sum(t.objects for t in tables.values()),

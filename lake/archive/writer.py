@@ -25,11 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from botocore.exceptions import BotoCoreError, ClientError
 
 from lake.archive.encode import GZIP_LEVEL, BatchPlan, RawObject, Rejected, plan_batch
 from lake.archive.keys import RawObjectKey
-from lake.aws.clients import Clients, translate
+from lake.aws.clients import Clients
 from lake.deadletter import Quarantined, quarantine
 from lake.errors import LakeError, TransientError
 from lake.records import sequence_sort_key
@@ -64,17 +63,14 @@ def _quarantinable(item: Rejected) -> Quarantined:
     return Quarantined(STAGE, item.reason, item.coordinates, record)
 
 
-def put_object(settings: Settings, clients: Clients, obj: RawObject) -> None:
+def put_raw_object(settings: Settings, clients: Clients, obj: RawObject) -> None:
     """One raw object; S3 errors come back as :class:`TransientError` (they are all retryable here)."""
     try:
-        clients.s3.put_object(
-            Bucket=settings.bucket, Key=obj.key.render(), Body=obj.body,
-            # No Content-Encoding: gzip, or HTTP clients would inflate the body behind our back.
-            ContentType="application/gzip", Metadata=obj.metadata(),
-        )
-    except (ClientError, BotoCoreError) as e:
-        reason = translate(e, "S3 bucket", settings.bucket)
-        raise TransientError(f"put s3://{settings.bucket}/{obj.key.render()}: {reason}") from e
+        # No Content-Encoding: gzip, or HTTP clients would inflate the body behind our back.
+        clients.store(settings.bucket).put(obj.key.render(), obj.body, content_type="application/gzip",
+                                           metadata=obj.metadata())
+    except LakeError as e:  # the door raises these for S3 errors only; a bug propagates as itself
+        raise TransientError(f"put raw object: {e}") from e
 
 
 def write_plan(settings: Settings, clients: Clients, plan: BatchPlan) -> ArchiveResult:
@@ -102,7 +98,7 @@ def write_plan(settings: Settings, clients: Clients, plan: BatchPlan) -> Archive
             continue
         try:
             if isinstance(unit, RawObject):
-                put_object(settings, clients, unit)
+                put_raw_object(settings, clients, unit)
                 written.append(unit.key)
                 archived += unit.record_count
             else:

@@ -1,33 +1,31 @@
-"""Build boto3 clients from the one settings object.
+"""Build boto3 clients from the one settings object, and hand out the doors built on them.
 
 Every adapter takes a client (or this factory) and builds one only when given
-none; nothing here connects at import time.
+none; nothing here connects at import time. The stages reach objects through
+``Clients.store(bucket)`` (``lake.aws.storage``) and Glue through
+``Clients.catalog(database)`` (``lake.aws.catalog``).
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from lake.errors import NotFoundError, TerminalError, TransientError
+# Error translation lives in lake.aws.errors (no boto3 there); the names stay importable from here.
+from lake.aws.errors import AWS_ERRORS, NOT_FOUND_CODES, TRANSIENT_CODES, error_code, explain, translate
+from lake.aws.storage import S3ObjectStore
 from lake.settings import Settings
 
-_RETRY_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32)
+if TYPE_CHECKING:
+    from lake.aws.catalog import GlueCatalog
 
-TRANSIENT_CODES = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling",
-    "RequestLimitExceeded", "InternalServerError", "InternalFailure", "ServiceUnavailable",
-    "SlowDown", "RequestTimeout", "KMSThrottlingException", "LimitExceededException",
-    "InternalError", "ExpiredIteratorException",
-})
-NOT_FOUND_CODES = frozenset({
-    "ResourceNotFoundException", "NoSuchBucket", "NoSuchKey", "EntityNotFoundException",
-    "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NotFoundException",
-})
+__all__ = ["AWS_ERRORS", "NOT_FOUND_CODES", "TRANSIENT_CODES", "Clients", "HandlerRuntime", "error_code",
+           "explain", "translate"]
+
+_RETRY_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32)
 
 
 class Clients:
@@ -53,31 +51,24 @@ class Clients:
                 )
             return self._clients[service]
 
+    # The bucket and database are always named by the caller: a stage's settings may differ from
+    # the ones these clients were built for (same endpoint and credentials, another bucket).
+    def store(self, bucket: str) -> S3ObjectStore:
+        """The storage door on ``bucket``."""
+        return S3ObjectStore(self.s3, bucket)
+
+    def catalog(self, database: str) -> GlueCatalog:
+        """The catalog door on Glue ``database``."""
+        # imported here: the archive and fan-out Lambdas never load pyarrow and sqlglot
+        from lake.aws.catalog import GlueCatalog
+
+        return GlueCatalog(self.glue, database)
+
     def __getattr__(self, name: str) -> Any:
         # clients.s3, clients.dynamodb, clients.kinesis ... read like the services.
         if name.startswith("_"):
             raise AttributeError(name)
         return self.client(name.replace("_", "-") if name == "lambda_" else name)
-
-
-def error_code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def translate(exc: BaseException, kind: str = "resource", name: str = "") -> Exception:
-    """Map a botocore error to the lake's terminal/transient/not-found split."""
-    code = error_code(exc)
-    if code in NOT_FOUND_CODES:
-        return NotFoundError(kind, name, str(exc))
-    if code in TRANSIENT_CODES or isinstance(exc, (EndpointConnectionError, BotoCoreError)):
-        return TransientError(f"{kind} {name}: {exc}")
-    if isinstance(exc, ClientError):
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        if status >= 500:
-            return TransientError(f"{kind} {name}: {exc}")
-    return TerminalError(f"{kind} {name}: {exc}")
 
 
 class HandlerRuntime:

@@ -1,7 +1,8 @@
 """Create the lake's resources, idempotently: a second run changes nothing.
 
 Source tables (stream NEW_AND_OLD_IMAGES, TTL on ``expires_at``), the Kinesis
-stream, the bucket, the Glue database and the SQS dead-letter queue.
+stream, the bucket, the Glue database (through the catalog door, ``lake.aws.catalog``)
+and the SQS dead-letter queue.
 """
 
 from __future__ import annotations
@@ -107,15 +108,8 @@ def ensure_bucket(clients: Clients, bucket: str, region: str) -> bool:
 
 
 def ensure_glue_database(clients: Clients, name: str) -> bool:
-    glue = clients.glue
-    try:
-        glue.get_database(Name=name)
-        return False
-    except ClientError as e:
-        if error_code(e) != "EntityNotFoundException":
-            raise translate(e, "Glue database", name) from e
-    glue.create_database(DatabaseInput={"Name": name, "Description": "DynamoDB change lake"})
-    return True
+    """Create the Glue database unless it exists (through the catalog door); True when created."""
+    return clients.catalog(name).ensure_database("DynamoDB change lake")
 
 
 def ensure_queue(clients: Clients, name: str) -> tuple[str, str, bool]:

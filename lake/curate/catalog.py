@@ -1,4 +1,9 @@
-"""The Glue Data Catalog door of the curate stage: tables, schema evolution, partitions."""
+"""The curate stage's tables in the catalog: their definitions, schema evolution, partitions.
+
+What a curated table *is* (columns with their DynamoDB attribute and type, Parquet SerDe,
+location) is decided here; the Glue calls go through the catalog door
+(:class:`lake.aws.catalog.GlueCatalog`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from lake.aws.clients import error_code, translate
+from lake.aws.catalog import GlueCatalog
 from lake.curate.columns import ColumnType
 from lake.curate.tables import (
     CHANGES_GLUE_TYPES,
@@ -49,35 +52,18 @@ def _table_input(settings: Settings, name: str, columns: list[dict[str, Any]],
     }
 
 
-def get_table(glue: Any, database: str, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(glue.get_table(DatabaseName=database, Name=name)["Table"])
-    except ClientError as e:
-        if error_code(e) == "EntityNotFoundException":
-            return None
-        raise translate(e, "Glue table", name) from e
-
-
-def ensure_changes_table(glue: Any, settings: Settings) -> None:
+def ensure_changes_table(catalog: GlueCatalog, settings: Settings) -> None:
     """Create the ``changes`` table (fixed schema, docs/CONTRACTS.md) unless it exists."""
-    if get_table(glue, settings.glue_database, CHANGES_TABLE) is not None:
+    if catalog.get_table(CHANGES_TABLE) is not None:
         return
     cols = [{"Name": n, "Type": t} for n, t in CHANGES_GLUE_TYPES.items()]
-    ti = _table_input(settings, CHANGES_TABLE, cols, CHANGES_PARTITIONS, "one row per DynamoDB change")
-    _create(glue, settings.glue_database, ti)
+    catalog.put_table(_table_input(settings, CHANGES_TABLE, cols, CHANGES_PARTITIONS, "one row per DynamoDB change"),
+                   exists=False)
 
 
-def _create(glue: Any, database: str, table_input: dict[str, Any]) -> None:
-    try:
-        glue.create_table(DatabaseName=database, TableInput=table_input)
-    except ClientError as e:
-        if error_code(e) != "AlreadyExistsException":  # a concurrent consumer won the race
-            raise translate(e, "Glue table", table_input["Name"]) from e
-
-
-def history_schema(glue: Any, database: str, name: str) -> HistorySchema | None:
+def history_schema(catalog: GlueCatalog, name: str) -> HistorySchema | None:
     """The attribute columns of a history table as registered, or None if it does not exist."""
-    table = get_table(glue, database, name)
+    table = catalog.get_table(name)
     if table is None:
         return None
     schema = HistorySchema()
@@ -91,7 +77,7 @@ def history_schema(glue: Any, database: str, name: str) -> HistorySchema | None:
     return schema
 
 
-def put_history_table(glue: Any, settings: Settings, name: str, source_table: str, schema: HistorySchema,
+def put_history_table(catalog: GlueCatalog, settings: Settings, name: str, source_table: str, schema: HistorySchema,
                       exists: bool) -> None:
     """Create or update ``<table>_history`` with the metadata columns and ``schema``."""
     cols: list[dict[str, Any]] = [{"Name": n, "Type": t} for n, t in HISTORY_META_GLUE.items()]
@@ -99,33 +85,15 @@ def put_history_table(glue: Any, settings: Settings, name: str, source_table: st
         cols.append({"Name": c.name, "Type": c.type.glue, "Comment": f"attribute {c.attribute} ({c.type.ddb})",
                      "Parameters": {ATTRIBUTE: c.attribute, DDB_TYPE: c.type.ddb}})
     ti = _table_input(settings, name, cols, ("dt",), f"typed change history of DynamoDB table {source_table}")
-    if not exists:
-        _create(glue, settings.glue_database, ti)
-        return
-    try:
-        glue.update_table(DatabaseName=settings.glue_database, TableInput=ti)
-    except ClientError as e:
-        raise translate(e, "Glue table", name) from e
+    catalog.put_table(ti, exists=exists)
 
 
-def add_partitions(glue: Any, settings: Settings, table: str, partitions: list[list[str]]) -> None:
+def add_partitions(catalog: GlueCatalog, settings: Settings, table: str, partitions: list[list[str]]) -> None:
     """Register hive partitions (values in partition-key order); existing ones are fine."""
     loc = table_location(settings, table)
     keys = ("table_name", "dt") if table == CHANGES_TABLE else ("dt",)
-    for start in range(0, len(partitions), 100):  # BatchCreatePartition takes 100 at most
-        inputs = [{
-            "Values": values,
-            "StorageDescriptor": {"Columns": [], "Location": loc + "/".join(
-                f"{k}={v}" for k, v in zip(keys, values, strict=True)) + "/", **_PARQUET},
-        } for values in partitions[start:start + 100]]
-        try:
-            resp = glue.batch_create_partition(DatabaseName=settings.glue_database, TableName=table,
-                                               PartitionInputList=inputs)
-        except ClientError as e:
-            raise translate(e, "Glue table", table) from e
-        for err in resp.get("Errors", []):
-            code = err.get("ErrorDetail", {}).get("ErrorCode")
-            if code != "AlreadyExistsException":
-                raise translate(ClientError({"Error": {"Code": code or "InternalServiceException",
-                                                       "Message": str(err)}}, "BatchCreatePartition"),
-                                "Glue table", table)
+    catalog.add_partitions(table, [{
+        "Values": values,
+        "StorageDescriptor": {"Columns": [], "Location": loc + "/".join(
+            f"{k}={v}" for k, v in zip(keys, values, strict=True)) + "/", **_PARQUET},
+    } for values in partitions])

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lake.aws.clients import Clients, translate
+from lake.aws.clients import Clients
 from lake.curate import catalog, vector
 from lake.curate.columns import ColumnType, arrow_type, widen_array
 from lake.curate.decode import Change, ClaimRef, Coordinates, coordinates, decode, paused_gc, payload, unwrap
@@ -67,12 +67,9 @@ class CurateResult:
 
 def _fetch_claim(settings: Settings, clients: Clients, ref: ClaimRef) -> Mapping[str, Any]:
     try:
-        body = clients.s3.get_object(Bucket=ref.bucket, Key=ref.key)["Body"].read()
-    except Exception as e:
-        err = translate(e, "claim check", f"s3://{ref.bucket}/{ref.key}")
-        if isinstance(err, NotFoundError):
-            raise MalformedRecordError(f"claim check s3://{ref.bucket}/{ref.key} is missing") from e
-        raise err from e
+        body = clients.store(ref.bucket).get(ref.key)
+    except NotFoundError as e:
+        raise MalformedRecordError(f"claim check s3://{ref.bucket}/{ref.key} is missing") from e
     if hashlib.sha256(body).hexdigest() != ref.sha256:
         raise MalformedRecordError(f"claim check s3://{ref.bucket}/{ref.key}: sha256 mismatch")
     try:
@@ -216,10 +213,7 @@ def convert_batch(settings: Settings, clients: Clients, records: Sequence[Mappin
 
 
 def _put(settings: Settings, clients: Clients, key: str, body: bytes) -> None:
-    try:
-        clients.s3.put_object(Bucket=settings.bucket, Key=key, Body=body)
-    except Exception as e:
-        raise translate(e, "S3 bucket", settings.bucket) from e
+    clients.store(settings.bucket).put(key, body)
 
 
 def _rewrite_widened(settings: Settings, clients: Clients, name: str, schema: HistorySchema,
@@ -229,27 +223,25 @@ def _rewrite_widened(settings: Settings, clients: Clients, name: str, schema: Hi
     pyarrow) sees one type per column. Widening is rare: once per column and type."""
     prefix = f"{settings.zone_prefix('curated')}{name}/"
     cols = {schema.columns[a].name: (old, schema.columns[a].type) for a, old in widened.items()}
-    paginator = clients.s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=settings.bucket, Prefix=prefix):
-        for obj in page.get("Contents", []):
-            body = clients.s3.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read()
-            table = pq.read_table(io.BytesIO(body))
-            changed = False
-            for col, (old, new) in cols.items():
-                i = table.schema.get_field_index(col)
-                target = arrow_type(new.glue)
-                if i < 0 or table.schema.field(i).type == target:
-                    continue
-                column = table.column(i).combine_chunks()
-                table = table.set_column(i, col, widen_array(column, old) if target == pa.string()
-                                         else pc.cast(column, target))
-                changed = True
-            if changed:
-                _put(settings, clients, obj["Key"], parquet_bytes(table))
+    store = clients.store(settings.bucket)
+    for key in store.list(prefix):
+        table = pq.read_table(io.BytesIO(store.get(key)))
+        changed = False
+        for col, (old, new) in cols.items():
+            i = table.schema.get_field_index(col)
+            target = arrow_type(new.glue)
+            if i < 0 or table.schema.field(i).type == target:
+                continue
+            column = table.column(i).combine_chunks()
+            table = table.set_column(i, col, widen_array(column, old) if target == pa.string()
+                                     else pc.cast(column, target))
+            changed = True
+        if changed:
+            store.put(key, parquet_bytes(table))
 
 
 def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result: CurateResult) -> None:
-    glue = clients.glue
+    lake_catalog = clients.catalog(settings.glue_database)
     curated = settings.zone_prefix("curated")
     source = part.source
     name = history_table_name(source)
@@ -258,8 +250,8 @@ def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result:
     def lookup() -> HistorySchema:
         # called by vector.encode once the changes files are being written: the Glue round
         # trips overlap that work
-        catalog.ensure_changes_table(glue, settings)
-        found.append(catalog.history_schema(glue, settings.glue_database, name))
+        catalog.ensure_changes_table(lake_catalog, settings)
+        found.append(catalog.history_schema(lake_catalog, name))
         return found[0] or HistorySchema()
 
     encoded = vector.encode(part, lookup)
@@ -269,11 +261,11 @@ def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result:
         key = f"{curated}changes/table_name={source}/dt={p.dt}/{p.file}"
         _put(settings, clients, key, p.changes)
         result.files.append(key)
-    catalog.add_partitions(glue, settings, catalog.CHANGES_TABLE, [[source, p.dt] for p in encoded.partitions])
+    catalog.add_partitions(lake_catalog, settings, catalog.CHANGES_TABLE, [[source, p.dt] for p in encoded.partitions])
     # history: schema first (Glue), then files, so a reader never meets an unknown column
     batch = encoded.history
     if existing is None or batch.added or batch.widened or batch.schema.columns != existing.columns:
-        catalog.put_history_table(glue, settings, name, source, batch.schema, exists=existing is not None)
+        catalog.put_history_table(lake_catalog, settings, name, source, batch.schema, exists=existing is not None)
     if batch.widened:
         _rewrite_widened(settings, clients, name, batch.schema, batch.widened)
         result.widened_columns.setdefault(name, []).extend(batch.widened)
@@ -283,7 +275,7 @@ def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result:
         key = f"{curated}{name}/dt={p.dt}/{p.file}"
         _put(settings, clients, key, p.history)
         result.files.append(key)
-    catalog.add_partitions(glue, settings, name, [[p.dt] for p in encoded.partitions])
+    catalog.add_partitions(lake_catalog, settings, name, [[p.dt] for p in encoded.partitions])
     result.rows += encoded.rows
 
 

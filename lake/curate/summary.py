@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
-from lake.aws.clients import Clients, translate
+from lake.aws.clients import Clients
+from lake.aws.storage import s3_filesystem
 from lake.curate.catalog import CHANGES_TABLE
 from lake.settings import Settings
 
@@ -22,17 +23,6 @@ class CuratedSummary:
     partitions: dict[str, int] = field(default_factory=dict)
 
 
-def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
-    """A pyarrow S3 filesystem on the settings' endpoint (the embedded AWS or real S3)."""
-    kwargs: dict[str, object] = {"region": settings.region}
-    if settings.endpoint_url:
-        scheme, _, rest = settings.endpoint_url.partition("://")
-        kwargs.update(endpoint_override=rest, scheme=scheme or "http")
-    if settings.is_local:
-        kwargs.update(access_key="testing", secret_key="testing")
-    return pafs.S3FileSystem(**kwargs)  # type: ignore[arg-type]
-
-
 def count_rows(settings: Settings, table: str, fs: pafs.S3FileSystem | None = None) -> int:
     """Rows of a curated table, read from its Parquet files (0 when it has none)."""
     fs = fs or s3_filesystem(settings)
@@ -44,17 +34,9 @@ def count_rows(settings: Settings, table: str, fs: pafs.S3FileSystem | None = No
 
 def curated_summary(settings: Settings, clients: Clients | None = None) -> CuratedSummary:
     """Rows in ``changes``, rows per ``<table>_history`` and the Glue tables of the lake."""
-    clients = clients or Clients(settings)
-    try:
-        pages = clients.glue.get_paginator("get_tables").paginate(DatabaseName=settings.glue_database)
-        tables = sorted(t["Name"] for p in pages for t in p["TableList"])
-        parts = {}
-        for t in tables:
-            pp = clients.glue.get_paginator("get_partitions").paginate(
-                DatabaseName=settings.glue_database, TableName=t)
-            parts[t] = sum(len(p["Partitions"]) for p in pp)
-    except Exception as e:
-        raise translate(e, "Glue database", settings.glue_database) from e
+    catalog = (clients or Clients(settings)).catalog(settings.glue_database)
+    tables = sorted(t.name for t in catalog.list_tables())
+    parts = {t: len(catalog.list_partitions(t)) for t in tables}
     fs = s3_filesystem(settings)
     history = {t: count_rows(settings, t, fs) for t in tables if t.endswith("_history")}
     changes = count_rows(settings, CHANGES_TABLE, fs) if CHANGES_TABLE in tables else 0

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lake.aws.clients import Clients, translate
+from lake.aws.clients import AWS_ERRORS, Clients, translate
 from lake.deadletter import Quarantined, quarantine
 from lake.errors import MalformedRecordError, TransientError
 from lake.fanout.plan import MAX_RECORD_BYTES, Entry, SendPlan, chunks, claim_key, claim_pointer, make_entry
@@ -51,11 +51,7 @@ class FanoutResult:
 
 def _claim(settings: Settings, clients: Clients, entry: Entry, record: Mapping[str, Any]) -> Entry:
     key = claim_key(settings.zone_prefix("claims"), entry.table, entry.data)
-    try:
-        clients.s3.put_object(Bucket=settings.bucket, Key=key, Body=entry.data,
-                              ContentType="application/json")
-    except Exception as e:
-        raise translate(e, "S3 bucket", settings.bucket) from e
+    clients.store(settings.bucket).put(key, entry.data, content_type="application/json")
     pointer = claim_pointer(entry, settings.bucket, key, record)
     return Entry(entry.index, entry.sequence_number, entry.partition_key, pointer, entry.table,
                  entry.event_id)
@@ -136,7 +132,7 @@ def _put(kinesis: Any, stream: str, chunk: list[Entry]) -> list[tuple[Entry, str
             StreamName=stream,
             Records=[{"Data": e.data, "PartitionKey": e.partition_key} for e in chunk],
         )
-    except Exception as e:
+    except AWS_ERRORS as e:
         err = translate(e, "Kinesis stream", stream)
         if isinstance(err, TransientError):
             # the whole request was refused (throttled, 5xx): every entry failed, retry them

@@ -8,7 +8,8 @@ from typing import Any
 import pyarrow as pa
 
 from lake.aws.clients import Clients
-from lake.errors import QueryError
+from lake.aws.errors import AWS_ERRORS, translate
+from lake.errors import QueryError, TerminalError
 from lake.query import dialect
 from lake.query.engine import QueryResult
 from lake.settings import Settings
@@ -29,7 +30,6 @@ class AthenaEngine:
     def query_with_stats(self, sql: str, params: Sequence[Any] | None = None) -> QueryResult:
         """Run ``sql``; ``?`` placeholders become Athena execution parameters."""
         import awswrangler as wr
-        from botocore.exceptions import ClientError
 
         dialect.parse(sql)  # syntax errors with a position, before paying for a query
         try:
@@ -43,8 +43,13 @@ class AthenaEngine:
                 paramstyle="qmark",
                 boto3_session=self.clients.session,
             )
-        except (wr.exceptions.QueryFailed, ClientError) as e:
+        except wr.exceptions.QueryFailed as e:
             raise QueryError(f"Athena: {e}") from None
+        except AWS_ERRORS as e:
+            err = translate(e, "Athena workgroup", self.settings.athena_workgroup)
+            # a refused request (bad SQL, an unknown table) is the query's fault; throttling, a
+            # missing workgroup or an unreachable endpoint say so themselves
+            raise (QueryError(f"Athena: {e}") if isinstance(err, TerminalError) else err) from None
         meta = getattr(df, "query_metadata", None) or {}
         stats = meta.get("Statistics", {})
         return QueryResult(

@@ -1,6 +1,6 @@
 """The local Athena: DuckDB over the lake on the embedded S3, fed the same Athena SQL.
 
-Tables come from the Glue catalog (``get_tables``): each curated (Parquet) table is
+Tables come from the catalog door (``lake.aws.catalog``): each curated (Parquet) table is
 a pyarrow dataset with hive partitioning over S3 (pyarrow's S3FileSystem pointed at
 the embedded endpoint), registered in DuckDB, so projections and filters are pushed
 into the scan and a ``dt`` predicate opens only the matching partitions. The raw
@@ -17,7 +17,6 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import duckdb
 import orjson
@@ -26,10 +25,11 @@ import pyarrow.dataset as ds
 from pyarrow import fs as pafs
 from sqlglot import exp
 
+from lake.aws.catalog import CatalogTable
 from lake.aws.clients import Clients
+from lake.aws.storage import s3_filesystem
 from lake.errors import NotFoundError, QueryError
-from lake.query import catalog, dialect
-from lake.query.catalog import CatalogTable
+from lake.query import dialect
 from lake.query.jsontext import member_text
 from lake.query.sqlfiles import View, load_views
 from lake.settings import Settings
@@ -67,15 +67,22 @@ CREATE OR REPLACE MACRO lake_json_member_checked(doc, name, fast) AS (
 """
 
 
-def s3_filesystem(settings: Settings) -> pafs.S3FileSystem:
-    """pyarrow's S3 filesystem for the lake: the embedded endpoint when one is set."""
-    kwargs: dict[str, Any] = {"region": settings.region}
-    if settings.endpoint_url:
-        url = urlparse(settings.endpoint_url)
-        kwargs.update(endpoint_override=url.netloc, scheme=url.scheme or "http")
-        if settings.is_local:
-            kwargs.update(access_key="testing", secret_key="testing", allow_bucket_creation=False)
-    return pafs.S3FileSystem(**kwargs)
+def athena_schema(schema: pa.Schema) -> pa.Schema:
+    """The columns as Athena shows them: its ``timestamp`` has no zone, so the lake's UTC instants
+    (docs/adr/0002) are read as UTC wall-clock time, zone dropped (nested types too)."""
+    return pa.schema([f.with_type(_zone_less(f.type)) for f in schema], metadata=schema.metadata)
+
+
+def _zone_less(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_timestamp(t) and t.tz is not None:
+        return pa.timestamp(t.unit)
+    if pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_zone_less(t.value_type)))
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_zone_less(f.type)) for f in t])
+    if pa.types.is_map(t):
+        return pa.map_(_zone_less(t.key_type), _zone_less(t.item_type))
+    return t
 
 
 def _strip_scheme(url: str) -> str:
@@ -133,7 +140,8 @@ class LocalEngine:
         """(Re)read the Glue catalog, register every table, (re)create every view."""
         with self._lock:
             try:
-                found = catalog.list_tables(self.clients, self.settings.glue_database)
+                found = [t for t in self.clients.catalog(self.settings.glue_database).list_tables()
+                         if not t.is_view and t.location]
             except NotFoundError:
                 # No curated table yet (nothing curated): the raw zone can still be queried.
                 log.warning("Glue database %s does not exist yet", self.settings.glue_database)
@@ -149,7 +157,7 @@ class LocalEngine:
     def _dataset(self, table: CatalogTable) -> ds.Dataset:
         base = _strip_scheme(table.location).rstrip("/")
         try:
-            schema = table.arrow_schema()
+            schema = athena_schema(table.arrow_schema())
             partitioning: Any = ds.partitioning(table.partition_schema(), flavor="hive")
             full_schema: pa.Schema | None = pa.schema(list(schema) + list(table.partition_schema()))
         except ValueError as e:  # a Glue type we cannot map: let pyarrow read the files' own schema

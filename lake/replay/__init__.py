@@ -15,11 +15,10 @@ from lake.replay.engine import (
     replay,
 )
 from lake.replay.selection import Selection, normalise_key, parse_time, read_keys_file
-from lake.replay.source import Change, LocalStore, MemoryStore, S3Store
+from lake.replay.source import Change
 from lake.replay.targets import LambdaContext, Target
 
 __all__ = [
-    "Change", "Failure", "LambdaContext", "LocalStore", "MemoryStore", "ProgressUpdate", "ReplayOptions",
-    "ReplayReport", "S3Store", "Selection", "Target", "checkpoint_path", "iter_batches", "normalise_key",
-    "parse_time", "read_keys_file", "replay",
+    "Change", "Failure", "LambdaContext", "ProgressUpdate", "ReplayOptions", "ReplayReport", "Selection",
+    "Target", "checkpoint_path", "iter_batches", "normalise_key", "parse_time", "read_keys_file", "replay",
 ]

@@ -23,7 +23,6 @@ from lake.replay.source import (
     Change,
     ObjectStore,
     ReadStats,
-    S3Store,
     iter_change_chunks,
     list_objects,
 )
@@ -246,7 +245,7 @@ def _replay(
             clients = Clients(settings)
         return clients
 
-    store = store or S3Store(get_clients().s3, settings.bucket)
+    store = store or get_clients().store(settings.bucket)
     cp_path = checkpoint_path(settings, selection, target)
     cp = Checkpoint.load(cp_path) if options.resume else None
     resumed_from = cp.events_sent if cp else 0

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from lake.aws.storage import ObjectReader
 from lake.errors import LakeError, TerminalError
 from lake.records import key_string, table_name
 from lake.replay.engine import ReplayOptions, ReplayReport, replay
 from lake.replay.selection import Selection, normalise_key, parse_time
-from lake.replay.source import ObjectStore
 from lake.replay.targets import Target
 from lake.settings import Settings
 
@@ -56,7 +56,7 @@ def rebuild_item(
     key: str,
     clients: Any = None,
     until: str | int | float | datetime | None = None,
-    store: ObjectStore | None = None,
+    store: ObjectReader | None = None,
 ) -> tuple[dict[str, Any] | None, ReplayReport]:
     """Replay one item's archived history (up to ``until``, exclusive) and return its rebuilt
     state (DynamoDB JSON, or None if its last change removed it) with the replay report."""

@@ -15,8 +15,8 @@ Dedupe: the raw zone is at-least-once (a retried batch may land in a second obje
 different sequence range). Copies share a sequence number and so sit next to each other
 after the sort; the second copy of an eventID is dropped.
 
-The only AWS call here is in :class:`S3Store`; :class:`LocalStore` and :class:`MemoryStore`
-read the same layout from files or bytes (tests, benchmarks, a copied archive).
+Objects are read through the storage door (:class:`lake.aws.storage.ObjectReader`): S3,
+or the same layout in files or bytes (tests, benchmarks, a copied archive).
 """
 
 from __future__ import annotations
@@ -32,12 +32,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
-from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import orjson
 
 from lake.archive.keys import ForeignKeyError, RawObjectKey, partition_prefix, zone_prefix
+
+# replay only reads: any store of the door with list() and get() will do
+from lake.aws.storage import ObjectReader as ObjectStore
 from lake.errors import MalformedRecordError
 from lake.replay.selection import Selection
 
@@ -57,85 +59,6 @@ _ENVELOPE_LINE = re.compile(
     rb'"event":"([A-Z]++)","id":"(' + _STR + rb')","ttl":(?:true|false)\},"record":(.*)\}\r?|(.+))$',
     re.MULTILINE,
 )
-
-
-class ObjectStore(Protocol):
-    """Where raw objects are read from: list keys under a prefix, get an object's bytes."""
-
-    def list(self, prefix: str, delimiter: str | None = None) -> Iterator[str]: ...
-
-    def get(self, key: str) -> bytes: ...
-
-
-class S3Store:
-    """The raw zone in S3 (the client is injected; see :class:`lake.aws.clients.Clients`)."""
-
-    def __init__(self, s3: Any, bucket: str) -> None:
-        self.s3, self.bucket = s3, bucket
-
-    def list(self, prefix: str, delimiter: str | None = None) -> Iterator[str]:
-        from lake.aws.clients import translate
-
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
-        if delimiter:
-            kwargs["Delimiter"] = delimiter
-        try:
-            for page in self.s3.get_paginator("list_objects_v2").paginate(**kwargs):
-                if delimiter:
-                    yield from (p["Prefix"] for p in page.get("CommonPrefixes", []))
-                else:
-                    yield from (o["Key"] for o in page.get("Contents", []))
-        except Exception as e:
-            raise translate(e, "S3 bucket", self.bucket) from e
-
-    def get(self, key: str) -> bytes:
-        from lake.aws.clients import translate
-
-        try:
-            return bytes(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        except Exception as e:
-            raise translate(e, "S3 object", f"s3://{self.bucket}/{key}") from e
-
-
-class LocalStore:
-    """The raw zone as files under a directory (the bucket's root)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-
-    def list(self, prefix: str, delimiter: str | None = None) -> Iterator[str]:
-        base = self.root / prefix
-        if delimiter:
-            if base.is_dir():
-                yield from sorted(f"{prefix}{p.name}/" for p in base.iterdir() if p.is_dir())
-            return
-        if base.is_dir():
-            yield from sorted(str(p.relative_to(self.root)) for p in base.rglob("*") if p.is_file())
-
-    def get(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
-
-
-class MemoryStore:
-    """The raw zone as a dict of key → bytes (benchmarks, unit tests)."""
-
-    def __init__(self, objects: Mapping[str, bytes]) -> None:
-        self.objects = dict(objects)
-
-    def list(self, prefix: str, delimiter: str | None = None) -> Iterator[str]:
-        keys = sorted(k for k in self.objects if k.startswith(prefix))
-        if not delimiter:
-            yield from keys
-            return
-        seen: list[str] = []
-        for k in keys:
-            head, sep, _ = k[len(prefix):].partition(delimiter)
-            if sep and (not seen or seen[-1] != head):
-                seen.append(head)
-        yield from (f"{prefix}{h}{delimiter}" for h in seen)
-
-    def get(self, key: str) -> bytes:
-        return self.objects[key]
 
 
 def position_key(table: str, shard: str) -> str:

@@ -15,10 +15,10 @@ import pytest
 
 from lake.aws.clients import Clients
 from lake.aws.provision import ensure_bucket, ensure_glue_database, ensure_kinesis
+from lake.aws.storage import s3_filesystem
 from lake.curate import curate, curated_summary
 from lake.curate.catalog import history_schema
 from lake.curate.columns import number_text
-from lake.curate.summary import s3_filesystem
 from lake.fanout import publish
 from lake.fanout.readback import read_stream
 from lake.settings import Settings
@@ -103,7 +103,7 @@ def to_dynamodb(row: dict, schema: Any) -> dict[str, Any]:
 def test_every_type_round_trips_through_kinesis_and_parquet(lake: Settings, clients: Clients) -> None:
     rec = stream_record(1, "T", new=ALL_TYPES, event="INSERT")
     curate_all(lake, clients, through_kinesis(lake, clients, [rec]))
-    schema = history_schema(clients.glue, lake.glue_database, "orders_history")
+    schema = history_schema(clients.catalog(lake.glue_database), "orders_history")
     assert schema is not None
     glue = {a: c.type.glue for a, c in schema.columns.items()}
     assert glue["n_int"] == "bigint" and glue["n_big"] == "decimal(38,0)" and glue["n_dec"] == "decimal(38,18)"
@@ -154,14 +154,14 @@ def test_schema_evolution_and_type_widening_across_batches(
     first = [stream_record(i, f"K{i}", new={"qty": {"N": str(i)}, "price": {"N": "1.5"}, "cost": {"N": "10"}})
              for i in range(4)]
     curate_all(lake, clients, through_kinesis(lake, clients, first))
-    s1 = history_schema(clients.glue, lake.glue_database, "orders_history")
+    s1 = history_schema(clients.catalog(lake.glue_database), "orders_history")
     assert s1 is not None and s1.columns["qty"].type.glue == "bigint"
     assert s1.columns["price"].type.glue == "decimal(38,18)" and s1.columns["cost"].type.glue == "bigint"
     second = [stream_record(10, "K0", new={"qty": {"S": "lots"}, "price": {"N": "2.5"}, "cost": {"N": "10.25"},
                                            "colour": {"S": "red"}, "Event_ID": {"S": "clash"}}),
               stream_record(11, "K1", new={"price": {"N": "0.1234567890123456789"}})]
     curate_all(lake, clients, through_kinesis(lake, clients, second))
-    s2 = history_schema(clients.glue, lake.glue_database, "orders_history")
+    s2 = history_schema(clients.catalog(lake.glue_database), "orders_history")
     assert s2 is not None
     assert s2.columns["colour"].type.glue == "string"  # new attribute → new column
     assert s2.columns["qty"].type.glue == "string" and s2.columns["qty"].type.ddb == "mixed"

@@ -18,10 +18,10 @@ from lake.curate import curate
 from lake.fanout import envelope
 from lake.query.local import LocalEngine, demo_tables
 from lake.query.sqlfiles import load_query
-from lake.query.synthetic import Delivered, generate, redeliver
 from lake.records import partition_key, table_from_arn
 from lake.settings import Settings
 from tests.integration.test_query_views import assert_views_match, naive
+from tests.synthetic import Delivered, generate, redeliver
 
 ROOT = Path(__file__).resolve().parents[2]
 

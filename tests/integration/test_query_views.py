@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from lake.aws.clients import Clients
-from lake.query.local import LocalEngine, s3_filesystem
-from lake.query.synthetic import Delivered, curated_table, generate, redeliver, register_changes, write_lake
+from lake.aws.storage import s3_filesystem
+from lake.query.local import LocalEngine
 from lake.settings import Settings
+from tests.synthetic import Delivered, curated_table, generate, redeliver, register_changes, write_lake
 
 ABSENT = "<absent>"
 
@@ -180,7 +181,7 @@ def build_lake(settings: Settings, clients: Clients, unique: Sequence[Delivered]
     if dupes:
         parts += write_lake(curated_table(dupes), fs, base, "batch-b-redelivered")
     partitions = sorted({tuple(p.rsplit("/", 2)[-2:]) for p in parts})
-    register_changes(clients.glue, settings.glue_database, f"s3://{base}/",
+    register_changes(clients.catalog(settings.glue_database), f"s3://{base}/",
                      [(t.split("=", 1)[1], d.split("=", 1)[1]) for t, d in partitions])
     return parts
 

@@ -4,6 +4,7 @@ and inside functions) of the shipped packages."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,6 +60,73 @@ LOCAL_USERS = ("lake.local", "lake.cli")
 
 def test_the_product_never_imports_the_local_stack() -> None:
     assert _violations(LOCAL_USERS, ("lake.local",)) == []
+
+
+# The AWS SDK is the adapter layer's business: lake.aws (the doors, clients, provisioning) and
+# lake.local (the embedded AWS and the runtime that stands in for Lambda's pollers).
+SDK_USERS = ("lake.aws", "lake.local")
+
+
+def test_only_the_adapters_import_the_aws_sdk() -> None:
+    assert _violations(SDK_USERS, ("boto3", "botocore")) == []
+
+
+# Calls that only the doors make: object reads and writes (S3 API names, as a method call or a
+# paginator's name) and Glue calls (the Glue client reached through Clients, or any call that
+# names a database the way Glue's API does).
+S3_OBJECT_CALL = re.compile(
+    r"\.(?:put_object|get_object|head_object|delete_objects?|copy_object|list_objects(?:_v2)?)\s*\("
+    r"""|["']list_objects(?:_v2)?["']""")
+GLUE_CALL = re.compile(r"""\.glue\.|\bclients\.glue\b|client\(\s*["']glue["']|\b(?:DatabaseName|DatabaseInput)\s*=""")
+STORAGE_DOOR = "lake/aws/storage.py"
+CATALOG_DOOR = "lake/aws/catalog.py"
+# moto's own patches (the embedded AWS) are not a way around the doors
+EXEMPT = ("lake/local/embedded.py",)
+
+
+def _calls(pattern: re.Pattern[str], door: str) -> list[str]:
+    bad = []
+    for path in _modules():
+        rel = path.relative_to(REPO).as_posix()
+        if rel == door or rel in EXEMPT:
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if pattern.search(line):
+                bad.append(f"{rel}:{n}: {line.strip()}")
+    return bad
+
+
+def test_objects_are_read_and_written_only_through_the_storage_door() -> None:
+    assert _calls(S3_OBJECT_CALL, STORAGE_DOOR) == []
+
+
+def test_glue_is_called_only_through_the_catalog_door() -> None:
+    assert _calls(GLUE_CALL, CATALOG_DOOR) == []
+
+
+def test_the_door_rules_see_a_violation(tmp_path: Path) -> None:
+    pkg = tmp_path / "lake" / "curate"
+    pkg.mkdir(parents=True)
+    (pkg / "x.py").write_text(
+        "def f(clients, glue, s3):\n"
+        "    clients.s3.put_object(Bucket='b', Key='k', Body=b'')\n"
+        "    s3.get_paginator('list_objects_v2')\n"
+        "    clients.glue.get_table(DatabaseName='d', Name='t')\n"
+        "    glue.create_table(DatabaseName='d', TableInput={})\n"
+        "    import botocore.exceptions\n"
+        "    return c.type.glue, store.get(k), catalog.get_table('t')\n"  # fine: a column's type, the doors
+    )
+    door = tmp_path / "lake" / "aws"
+    door.mkdir()
+    (door / "storage.py").write_text("s3.put_object(Bucket=b)\n")
+    global REPO
+    saved, REPO = REPO, tmp_path
+    try:
+        assert [c.split(":")[1] for c in _calls(S3_OBJECT_CALL, STORAGE_DOOR)] == ["2", "3"]
+        assert [c.split(":")[1] for c in _calls(GLUE_CALL, CATALOG_DOOR)] == ["4", "5"]
+        assert _violations(SDK_USERS, ("boto3", "botocore")) == ["lake.curate.x imports botocore.exceptions"]
+    finally:
+        REPO = saved
 
 
 def test_the_rule_checker_sees_a_violation(tmp_path: Path) -> None:

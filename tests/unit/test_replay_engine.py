@@ -14,16 +14,17 @@ import pytest
 from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
 
 from lake.archive.encode import plan_batch
+from lake.aws.storage import MemoryObjectStore
 from lake.errors import ConfigError
 from lake.records import key_string, table_name
-from lake.replay import MemoryStore, ReplayOptions, Selection, Target, checkpoint_path, replay
+from lake.replay import ReplayOptions, Selection, Target, checkpoint_path, replay
 from lake.replay.handlers import rebuild_item
 from lake.settings import Settings
 from tests import replay_handlers as h
 
 
-class RecordingStore(MemoryStore):
-    """A MemoryStore that remembers which prefixes were listed and which objects were read."""
+class RecordingStore(MemoryObjectStore):
+    """A MemoryObjectStore that remembers which prefixes were listed and which objects were read."""
 
     def __init__(self, objects: dict[str, bytes]) -> None:
         super().__init__(objects)
@@ -55,7 +56,7 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(state_dir=str(tmp_path / "state"))
 
 
-def run(settings: Settings, store: MemoryStore, selection: Selection | None = None, **opts: Any) -> tuple[
+def run(settings: Settings, store: MemoryObjectStore, selection: Selection | None = None, **opts: Any) -> tuple[
         h.Collector, Any]:
     c = h.Collector()
     report = replay(settings, selection or Selection(), Target.python(c), ReplayOptions(**opts), store=store)

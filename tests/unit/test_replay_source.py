@@ -14,9 +14,10 @@ import pytest
 
 from lake.archive.encode import plan_batch
 from lake.archive.keys import RawObjectKey
+from lake.aws.storage import MemoryObjectStore
 from lake.errors import MalformedRecordError
 from lake.records import key_string
-from lake.replay import MemoryStore, Selection
+from lake.replay import Selection
 from lake.replay.engine import frozen_heap
 from lake.replay.source import Change, _read_columns, _read_lines, fetch, gc_paused, position_key, read_object
 from lake.replay.targets import event_payload
@@ -109,7 +110,7 @@ def test_other_line_shapes_fall_back_to_the_line_reader(mangle: Any, fast: bool)
     lines = body.rstrip(b"\n").split(b"\n")
     other = b"\n".join(mangle(lines)) + b"\n"
     assert (_read_columns(key, other, Selection(), None) is not None) == fast
-    store = MemoryStore({key.render(): other})
+    store = MemoryObjectStore({key.render(): other})
     assert read_object(store, key, Selection()) == expected
 
 
@@ -131,7 +132,7 @@ ENV = b'{"lake":{"table":"orders","key":"%s","seq":"1","t":1,"event":"INSERT","i
 ])
 def test_malformed_lines_are_named(bad: bytes) -> None:
     ((key, body), *_) = archived(odd_history())
-    store = MemoryStore({key.render(): body + bad + b"\n"})
+    store = MemoryObjectStore({key.render(): body + bad + b"\n"})
     with pytest.raises(MalformedRecordError, match=key.render()):
         read_object(store, key, Selection())
 
@@ -141,7 +142,7 @@ def test_fetch_reads_one_or_several_gzip_members_and_refuses_a_truncated_one() -
     text = zlib.decompress(obj.body, 31)
 
     def fetched(body: bytes) -> bytes:
-        return fetch(MemoryStore({obj.key.render(): body}), obj.key)
+        return fetch(MemoryObjectStore({obj.key.render(): body}), obj.key)
 
     assert fetched(obj.body) == text
     assert fetched(obj.body + gzip.compress(b"more\n")) == text + b"more\n"

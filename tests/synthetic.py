@@ -1,9 +1,10 @@
 """A generated change workload and a curated lake built straight from the contract.
 
-For tests and the benchmark: DynamoDB stream records (Lambda's shape, with the
-Kinesis coordinates the fan-out would give them) over every DynamoDB type, and the
-``changes`` table of docs/CONTRACTS.md built from them with pyarrow, written as hive
-partitions and registered in Glue. Pure except :func:`write_lake`/:func:`register_changes`.
+Test-only (the query tests and ``benchmarks/bench_views.py``): DynamoDB stream records
+(Lambda's shape, with the Kinesis coordinates the fan-out would give them) over every
+DynamoDB type, and the ``changes`` table of docs/CONTRACTS.md built from them with
+pyarrow, written as hive partitions and registered through the catalog door. Pure
+except :func:`write_lake`/:func:`register_changes`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
+from lake.aws.catalog import GlueCatalog, glue_type
 from lake.records import canonical_keys, event_time_us, is_ttl_delete, key_string, table_from_arn
 
 SEQ_WIDTH = 64
@@ -33,13 +35,7 @@ CHANGES_SCHEMA = pa.schema([
     ("changed_attributes", pa.list_(pa.string())), ("is_ttl_delete", pa.bool_()),
     ("user_identity", pa.string()), ("size_bytes", pa.int64()),
 ])
-GLUE_COLUMNS = [
-    ("event_id", "string"), ("event_name", "string"), ("event_time", "timestamp"),
-    ("sequence_number", "string"), ("shard_id", "string"), ("source_sequence_number", "string"),
-    ("keys", "string"), ("key", "string"), ("old_image", "string"), ("new_image", "string"),
-    ("changed_attributes", "array<string>"), ("is_ttl_delete", "boolean"), ("user_identity", "string"),
-    ("size_bytes", "bigint"),
-]
+GLUE_COLUMNS = [(f.name, glue_type(f.type)) for f in CHANGES_SCHEMA]
 
 
 @dataclass(frozen=True)
@@ -254,8 +250,8 @@ def _groups(table: pa.Table) -> list[tuple[tuple[str, str], pa.Table]]:
     return out
 
 
-def register_changes(glue: Any, database: str, location: str, partitions: Sequence[tuple[str, str]]) -> None:
-    """Register ``changes`` (and its partitions) in Glue, as the curate stage does."""
+def register_changes(catalog: GlueCatalog, location: str, partitions: Sequence[tuple[str, str]]) -> None:
+    """Register ``changes`` (and its partitions) in the catalog, as the curate stage does."""
     storage = {
         "Columns": [{"Name": n, "Type": t} for n, t in GLUE_COLUMNS],
         "Location": location,
@@ -263,20 +259,12 @@ def register_changes(glue: Any, database: str, location: str, partitions: Sequen
         "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
         "SerdeInfo": {"SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"},
     }
-    try:
-        glue.create_database(DatabaseInput={"Name": database})
-    except glue.exceptions.AlreadyExistsException:
-        pass
-    try:
-        glue.delete_table(DatabaseName=database, Name="changes")
-    except glue.exceptions.EntityNotFoundException:
-        pass
-    glue.create_table(DatabaseName=database, TableInput={
+    catalog.ensure_database()
+    catalog.put_table({
         "Name": "changes", "TableType": "EXTERNAL_TABLE", "StorageDescriptor": storage,
         "PartitionKeys": [{"Name": "table_name", "Type": "string"}, {"Name": "dt", "Type": "string"}],
     })
-    for tname, day in partitions:
-        glue.create_partition(DatabaseName=database, TableName="changes", PartitionInput={
-            "Values": [tname, day],
-            "StorageDescriptor": {**storage, "Location": f"{location.rstrip('/')}/table_name={tname}/dt={day}/"},
-        })
+    catalog.add_partitions("changes", [{
+        "Values": [tname, day],
+        "StorageDescriptor": {**storage, "Location": f"{location.rstrip('/')}/table_name={tname}/dt={day}/"},
+    } for tname, day in partitions])
