@@ -8,8 +8,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from lake.aws.catalog import Append, IcebergTables, snapshot_summaries
 from lake.aws.clients import Clients
-from lake.aws.iceberg import Append, IcebergTables, snapshot_summaries
 from lake.errors import NotFoundError, TerminalError, TransientError
 from lake.settings import Settings
 
