@@ -123,7 +123,7 @@ class CatalogTable:
     location: str
     columns: tuple[tuple[str, str], ...]  # (name, Glue type)
     partition_keys: tuple[tuple[str, str], ...]
-    format: str  # "parquet" | "json" | another SerDe/InputFormat hint, lower-case
+    format: str  # "iceberg" | "parquet" | "json" | another SerDe/InputFormat hint, lower-case
     parameters: tuple[tuple[str, str], ...] = ()
     table_type: str = ""  # EXTERNAL_TABLE, VIRTUAL_VIEW, ...
 
@@ -147,10 +147,14 @@ class CatalogTable:
             location=str(storage.get("Location") or ""),
             columns=tuple((c["Name"], c["Type"]) for c in storage.get("Columns") or ()),
             partition_keys=tuple((c["Name"], c["Type"]) for c in table.get("PartitionKeys") or ()),
-            format=_format_of(storage),
+            format="iceberg" if _is_iceberg(table) else _format_of(storage),
             parameters=tuple(sorted((table.get("Parameters") or {}).items())),
             table_type=str(table.get("TableType") or ""),
         )
+
+
+def _is_iceberg(table: Mapping[str, Any]) -> bool:
+    return str((table.get("Parameters") or {}).get("table_type", "")).upper() == "ICEBERG"
 
 
 def _format_of(storage: Mapping[str, Any]) -> str:

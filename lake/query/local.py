@@ -25,7 +25,7 @@ import pyarrow.dataset as ds
 from pyarrow import fs as pafs
 from sqlglot import exp
 
-from lake.aws.catalog import CatalogTable
+from lake.aws.catalog import CatalogTable, IcebergTables
 from lake.aws.clients import Clients
 from lake.aws.storage import s3_filesystem
 from lake.errors import NotFoundError, QueryError
@@ -133,7 +133,9 @@ class LocalEngine:
         self.view_errors: dict[str, str] = {}
         self._loaded = False
         self._raw_loaded = False
-        self._lock = threading.Lock()
+        self._snapshots: dict[str, int] = {}  # registered time-travel relations
+        self._lock = threading.RLock()
+        self.iceberg = IcebergTables(settings, self.clients)
 
     # -- catalog -----------------------------------------------------------------
     def refresh(self) -> None:
@@ -147,9 +149,12 @@ class LocalEngine:
                 log.warning("Glue database %s does not exist yet", self.settings.glue_database)
                 found = []
             self.tables = {t.name.lower(): t for t in found}
+            self._snapshots = {}
             for table in self.tables.values():
                 if table.format == "parquet":
                     self._register_parquet(table)
+                elif table.format == "iceberg":
+                    self.con.register(table.name.lower(), self._iceberg_dataset(table.name, None))
             self._raw_loaded = False
             self._create_views()
             self._loaded = True
@@ -174,6 +179,81 @@ class LocalEngine:
                 raise QueryError(f"table {table.name}: cannot read {table.location}: {e}") from e
             # A registered table nothing has been written to yet: empty, not an error.
             return ds.dataset(full_schema.empty_table())
+
+    # -- Iceberg tables ------------------------------------------------------------
+    def _iceberg_dataset(self, name: str, snapshot_id: int | None) -> ds.Dataset:
+        """The data files of a snapshot (the current one by default) as a dataset.
+
+        pyiceberg plans the files from the table's metadata; their paths carry the
+        partition values (``.../data/dt=2026-11-22/…``), which pyarrow reads as hive
+        partitions, so a filter on a partition column never opens another partition's
+        files. The schema is the snapshot's: files written before a column existed read it
+        as null (columns are only ever added, ADR 0003)."""
+        table = self.iceberg.load(name)
+        snapshot = table.snapshot_by_id(snapshot_id) if snapshot_id is not None else table.current_snapshot()
+        schema = table.schema()
+        if snapshot is not None and snapshot.schema_id is not None:
+            schema = table.schemas().get(snapshot.schema_id, schema)
+        arrow_schema = athena_schema(schema.as_arrow())
+        if snapshot is None:
+            return ds.dataset(arrow_schema.empty_table())
+        tasks = list(table.scan(snapshot_id=snapshot.snapshot_id).plan_files())
+        if any(t.delete_files for t in tasks):  # row-level deletes (Athena MERGE/DELETE): let pyiceberg apply them
+            return ds.dataset(table.scan(snapshot_id=snapshot.snapshot_id).to_arrow().cast(arrow_schema))
+        spec = table.specs()[table.metadata.default_spec_id]
+        keys = [f.name for f in spec.fields]
+        partitioning = ds.partitioning(pa.schema([arrow_schema.field(k) for k in keys if k in arrow_schema.names]),
+                                       flavor="hive") if keys else None
+        base = _strip_scheme(table.location()).rstrip("/") + "/data"
+        return ds.dataset([_strip_scheme(t.file.file_path) for t in tasks], schema=arrow_schema, format="parquet",
+                          filesystem=self.filesystem, partitioning=partitioning, partition_base_dir=base)
+
+    def _bind_versions(self, statement: exp.Expression) -> None:
+        """``t FOR TIMESTAMP AS OF x`` / ``t FOR VERSION AS OF n`` (Athena's time travel on
+        Iceberg) → a relation of that snapshot, registered once per snapshot."""
+        for node in list(statement.find_all(exp.Table)):
+            version = node.args.get("version")
+            if version is None:
+                continue
+            name = node.name.lower()
+            table = self.tables.get(name)
+            if table is None or table.format != "iceberg":
+                raise QueryError(f"time travel needs an Iceberg table; {node.name!r}{_at(node)} is not one")
+            snapshot_id = self._snapshot_for(table.name, version)
+            relation = f"{name}__snapshot_{snapshot_id}"
+            if relation not in self._snapshots:
+                self.con.register(relation, self._iceberg_dataset(table.name, snapshot_id))
+                self._snapshots[relation] = snapshot_id
+            alias = node.alias or node.name
+            node.set("version", None)
+            node.set("this", exp.to_identifier(relation))
+            node.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+
+    def _snapshot_for(self, name: str, version: exp.Expression) -> int:
+        table = self.iceberg.load(name)
+        kind = str(version.this).upper()
+        value = version.expression
+        if kind == "VERSION":
+            try:
+                snapshot_id = int(value.name if isinstance(value, exp.Literal) else self._scalar(value))
+            except (TypeError, ValueError):
+                raise QueryError(f"FOR VERSION AS OF needs a snapshot id, got {value.sql()}") from None
+            if table.snapshot_by_id(snapshot_id) is None:
+                raise QueryError(f"table {name} has no snapshot {snapshot_id}")
+            return snapshot_id
+        at = self._scalar(exp.cast(value, exp.DataType.build("timestamptz")))
+        ms = int(at.timestamp() * 1000)
+        snapshot = table.snapshot_as_of_timestamp(ms)
+        if snapshot is None:
+            raise QueryError(f"table {name} has no snapshot at or before {at.isoformat()}")
+        return snapshot.snapshot_id
+
+    def _scalar(self, expression: exp.Expression) -> Any:
+        try:
+            rows = self.con.execute("SELECT " + dialect.to_duckdb(expression)).fetchall()
+        except duckdb.Error as e:
+            raise QueryError(f"cannot evaluate {expression.sql()}: {e}") from None
+        return rows[0][0] if rows else None
 
     def _register_parquet(self, table: CatalogTable) -> None:
         self.con.register(table.name.lower(), self._dataset(table))
@@ -253,8 +333,9 @@ class LocalEngine:
             raise QueryError(f"expected one SQL statement, got {len(statements)}")
         statement = statements[0]
         self._check_tables(statement)
-        local_sql = dialect.to_duckdb(statement)
         with self._lock:
+            self._bind_versions(statement)
+            local_sql = dialect.to_duckdb(statement)
             try:
                 relation = self.con.sql(local_sql, params=list(params) if params else None)
                 if relation is None:  # a statement without rows (CREATE VIEW, ...)
