@@ -393,11 +393,12 @@ class NullSender:
         pass
 
 
-def open_sender(target: Target, clients: Any, region: str = "us-east-1", start_batch: int = 0) -> Sender:
+def open_sender(target: Target, clients: Any, region: str = "us-east-1", start_batch: int = 0,
+                clock: Clock = SYSTEM_CLOCK) -> Sender:
     """A sender for ``target``; ``clients`` (a :class:`lake.aws.clients.Clients`) is only
-    touched by AWS targets."""
+    touched by AWS targets; ``clock`` is the one a ``python:`` handler's context counts down on."""
     if target.kind == "python":
-        return PythonSender(target, region)
+        return PythonSender(target, region, clock)
     if target.kind == "lambda":
         return LambdaSender(clients.client("lambda"), target.name)
     if target.kind == "kinesis":
