@@ -66,10 +66,11 @@ class ManualClock:
             return sorted(d - self._elapsed for d, ev in self._waiters.values()
                           if d > self._elapsed and not ev.is_set())
 
-    def until_waiting(self, count: int = 1, timeout: float = 10.0) -> bool:
-        """Block (real time: the test's patience) until ``count`` threads wait on this clock."""
+    def until_waiting(self, count: int = 1, within: float | None = None, timeout: float = 10.0) -> bool:
+        """Block (real time: the test's patience) until ``count`` threads wait on this clock,
+        counting only waits with at most ``within`` seconds left if given."""
         deadline = time.monotonic() + timeout
-        while len(self.waiting()) < count:
+        while len([w for w in self.waiting() if within is None or w <= within]) < count:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.002)
