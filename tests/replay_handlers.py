@@ -172,7 +172,7 @@ def install_invoke_shim(client: Any, functions: Mapping[str, Callable[[dict[str,
     from botocore.awsrequest import AWSResponse
     from botocore.response import StreamingBody
 
-    from lake.replay.targets import LambdaContext
+    from lake.invocation import LambdaContext
 
     payloads: list[bytes] = []
 

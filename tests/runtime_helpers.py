@@ -62,11 +62,21 @@ def put_items(clients: Clients, n: int, table: str = "orders", start: int = 0, *
         clients.dynamodb.put_item(TableName=table, Item=item)
 
 
-def stream_seqs(clients: Clients, arn: str) -> list[str]:
+def stream_records(clients: Clients, arn: str) -> list[dict[str, Any]]:
+    """The (boto3-parsed) records of a one-shard DynamoDB stream."""
     st = clients.dynamodbstreams
     shard = st.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
     it = st.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    return [r["dynamodb"]["SequenceNumber"] for r in st.get_records(ShardIterator=it, Limit=1000)["Records"]]
+    return list(st.get_records(ShardIterator=it, Limit=1000)["Records"])
+
+
+def stream_seqs(clients: Clients, arn: str) -> list[str]:
+    return [r["dynamodb"]["SequenceNumber"] for r in stream_records(clients, arn)]
+
+
+def stream_arrivals(clients: Clients, arn: str) -> list[float]:
+    """When each record was written, epoch seconds (what the runtime measures record age from)."""
+    return [r["dynamodb"]["ApproximateCreationDateTime"].timestamp() for r in stream_records(clients, arn)]
 
 
 def make_kinesis(clients: Clients, name: str = "events", shards: int = 1) -> str:

@@ -93,6 +93,7 @@ class SendPlan:
     attempts: dict[int, int] = field(default_factory=dict)
     delivered: list[Entry] = field(default_factory=list)
     given_up: list[Entry] = field(default_factory=list)
+    last_put: dict[str, int] = field(default_factory=dict)  # per key, the index of its last delivered record
 
     @classmethod
     def of(cls, entries: Iterable[Entry]) -> SendPlan:
@@ -108,17 +109,27 @@ class SendPlan:
     def first_given_up(self) -> int | None:
         return min((e.index for e in self.given_up), default=None)
 
-    def wave(self) -> list[Entry]:
+    def wave(self, prefix_safe: bool = False) -> list[Entry]:
         """The head record of every key, in batch order.
 
         Once a record has been given up, nothing after it is sent: Lambda redelivers
         from the lowest failed sequence number anyway, so sending more would only add
         duplicates to the stream.
+
+        ``prefix_safe``: a key's head only once every record up to the key's previous one
+        is delivered. A retry from the first failure then sends again at most one delivered
+        record per key, right before its successors: a duplicate, never an older record
+        after a newer one (replay retries that way).
         """
         stop = self.first_given_up()
         heads = [q[0] for q in self.queues.values() if q]
         if stop is not None:
             heads = [e for e in heads if e.index < stop]
+        if prefix_safe and heads:
+            # The lowest head is the first record not delivered (the given-up ones are past it),
+            # and it always qualifies: a wave is empty only when nothing before ``stop`` is left.
+            undelivered = min(e.index for e in heads)
+            heads = [e for e in heads if self.last_put.get(e.partition_key, -1) < undelivered]
         return sorted(heads, key=lambda e: e.index)
 
     def succeeded(self, entry: Entry) -> None:
@@ -126,6 +137,7 @@ class SendPlan:
         assert q[0] is entry
         q.popleft()
         self.delivered.append(entry)
+        self.last_put[entry.partition_key] = entry.index
 
     def failed(self, entry: Entry, max_attempts: int) -> bool:
         """Count a failed attempt; after ``max_attempts`` give the key's rest up. True if given up."""

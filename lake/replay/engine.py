@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import logging
 import operator
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from lake.clock import SYSTEM_CLOCK, Clock
 from lake.errors import ConfigError
 from lake.replay.checkpoint import Checkpoint
 from lake.replay.selection import Selection
@@ -206,6 +206,7 @@ def replay(
     progress: Callable[[ProgressUpdate], None] | None = None,
     store: ObjectStore | None = None,
     sender: Sender | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> ReplayReport:
     """Replay archived changes to ``target`` as Lambda DynamoDB-stream events.
 
@@ -216,10 +217,11 @@ def replay(
     skipped silently). A checkpoint is written after each acknowledged batch, so
     ``options.resume`` continues an interrupted replay. ``clients`` (a
     :class:`lake.aws.clients.Clients`) is built from settings only when S3 or an AWS
-    target needs it; ``sender`` overrides the target's sender (fault injection in tests).
+    target needs it; ``sender`` overrides the target's sender (fault injection in tests);
+    ``clock`` paces ``options.rate`` and the retry backoff, and times the run.
     """
     with frozen_heap():
-        return _replay(settings, selection, target, options, clients, progress, store, sender)
+        return _replay(settings, selection, target, options, clients, progress, store, sender, clock)
 
 
 def _replay(
@@ -231,11 +233,12 @@ def _replay(
     progress: Callable[[ProgressUpdate], None] | None = None,
     store: ObjectStore | None = None,
     sender: Sender | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> ReplayReport:
     options = options or ReplayOptions()
     target = Target.parse(target) if isinstance(target, str) else target
     _refuse_remote(settings, target, options)
-    started = time.monotonic()
+    started = clock.monotonic()
 
     def get_clients() -> Any:
         nonlocal clients
@@ -283,9 +286,10 @@ def _replay(
         report_progress()
         return ReplayReport(target.render(), True, selected, 0, batches, 0, (), stats.duplicates,
                             len(objects), stats.objects_read, resumed_from, None,
-                            time.monotonic() - started, tuple(sample))
+                            clock.monotonic() - started, tuple(sample))
 
-    out = sender or open_sender(target, _LazyClients(get_clients), settings.region, start_batch=cp.batches)
+    out = sender or open_sender(target, _LazyClients(get_clients), settings.region, start_batch=cp.batches,
+                               clock=clock)
     if use_checkpoint:
         cp.complete = False
         cp.save()
@@ -302,9 +306,9 @@ def _replay(
         for batch in batch_chunks(chunks, options.batch_size, out.max_payload_bytes):
             selected += len(batch)
             if options.rate:
-                wait = started + sent / options.rate - time.monotonic()
+                wait = started + sent / options.rate - clock.monotonic()
                 if wait > 0:
-                    time.sleep(wait)
+                    clock.sleep(wait)
             pending: Sequence[Change] = batch
             attempts = 0
             batches += 1
@@ -333,7 +337,7 @@ def _replay(
                         cp.save()
                     break
                 retries += 1
-                time.sleep(options.retry_backoff_s * (2 ** (attempts - 1)))
+                clock.sleep(options.retry_backoff_s * (2 ** (attempts - 1)))
             report_progress()
     finally:
         out.close()
@@ -343,7 +347,7 @@ def _replay(
     report_progress()
     return ReplayReport(target.render(), False, selected, sent, batches, retries, tuple(failures),
                         stats.duplicates, len(objects), stats.objects_read, resumed_from,
-                        str(cp_path) if use_checkpoint else None, time.monotonic() - started)
+                        str(cp_path) if use_checkpoint else None, clock.monotonic() - started)
 
 
 class _LazyClients:

@@ -7,8 +7,9 @@
   ``FunctionError`` fails the whole batch, ``batchItemFailures`` as above. Batches are
   also split to stay under Lambda's 6 MB synchronous payload limit.
 * ``kinesis:STREAM`` — one Kinesis record per change (data = the stream record's JSON,
-  unaltered; partition key :func:`lake.records.partition_key`). A ``PutRecords`` call
-  never holds two changes of one item, so a partial failure cannot reorder an item.
+  unaltered; partition key :func:`lake.records.partition_key`), sent with the fan-out's
+  :class:`lake.fanout.plan.SendPlan`: a ``PutRecords`` call never holds two changes of one
+  item, so a partial failure cannot reorder an item.
 * ``sqs:QUEUE`` (name or URL) — **one message per change** (body = the stream record's
   JSON). On a FIFO queue ``MessageGroupId`` is the item's partition key (order per item)
   and ``MessageDeduplicationId`` the eventID, so a retried send is not delivered twice
@@ -25,21 +26,20 @@ Boto3 appears only in the senders' calls, on injected clients.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import operator
 import os
 import re
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import orjson
 
+from lake.clock import SYSTEM_CLOCK, Clock
 from lake.errors import ConfigError, NotFoundError, TerminalError, TransientError
+from lake.fanout.plan import Entry, SendPlan, chunks
+from lake.invocation import Handler, LambdaContext, interpret, resolve_handler
 from lake.records import partition_key
 from lake.replay.source import Change
 
@@ -49,10 +49,7 @@ REMOTE_KINDS = frozenset({"lambda", "kinesis", "sqs"})
 
 LAMBDA_MAX_RECORDS = 10_000  # the largest DynamoDB-stream batch Lambda delivers
 LAMBDA_MAX_PAYLOAD = 6 * 1024 * 1024  # synchronous Invoke request payload
-KINESIS_MAX_RECORDS, KINESIS_MAX_BYTES = 500, 5 * 1024 * 1024
 SQS_MAX_ENTRIES, SQS_MAX_BYTES = 10, 256 * 1024
-
-Handler = Callable[[dict[str, Any], Any], Any]
 
 
 @dataclass(frozen=True)
@@ -129,55 +126,36 @@ _RECORD = operator.itemgetter(8)  # Change.record
 # -- Lambda-style responses ---------------------------------------------------------------
 
 def failed_from_response(changes: Sequence[Change], response: Any) -> SendResult:
-    """Honour ``batchItemFailures`` as Lambda does: resume from the lowest failed item; an
-    identifier that is empty or not in the batch fails the whole batch."""
-    if not isinstance(response, Mapping) or "batchItemFailures" not in response:
+    """Honour ``batchItemFailures`` as Lambda does (:func:`lake.invocation.interpret`): resume
+    from the lowest failed item; a malformed list, or an identifier that is empty or not in
+    the batch, fails the whole batch.
+
+    Replay cannot know whether the function's mapping has ReportBatchItemFailures on, so a
+    reply that is not an object (anything a function without it may return) is a success.
+    """
+    if not isinstance(response, Mapping):
         return SendResult()
-    failures = response.get("batchItemFailures") or []
-    if not failures:
+    ids = [str(c.seq) for c in changes]
+    outcome = interpret(response, ids)
+    at = outcome.resume_index(ids)
+    if at is None:
         return SendResult()
-    index = {str(c.seq): i for i, c in enumerate(changes)}
-    ids: list[str] = []
-    lowest = len(changes)
-    for f in failures:
-        ident = f.get("itemIdentifier") if isinstance(f, Mapping) else None
-        ids.append(str(ident))
-        if not ident or str(ident) not in index:
-            return SendResult(0, f"batchItemFailures names {ident!r}, not a SequenceNumber of the batch: "
-                                 "the whole batch is retried (as Lambda)", tuple(ids))
-        lowest = min(lowest, index[str(ident)])
-    return SendResult(lowest, "reported in batchItemFailures", tuple(ids))
-
-
-@dataclass
-class LambdaContext:
-    """Enough of Lambda's context object for handlers and Powertools."""
-
-    function_name: str = "replay"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:replay"
-    memory_limit_in_mb: int = 1024
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    log_group_name: str = "/aws/lambda/replay"
-    log_stream_name: str = "replay"
-    timeout_ms: int = 900_000
-    _start: float = field(default_factory=time.monotonic)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, self.timeout_ms - int((time.monotonic() - self._start) * 1000))
+    if outcome.failed_items:
+        return SendResult(at, "reported in batchItemFailures", outcome.failed_items)
+    return SendResult(at, f"{outcome.error}: the whole batch is retried (as Lambda)")
 
 
 class PythonSender:
     max_payload_bytes: int | None = None
 
-    def __init__(self, target: Target, region: str = "us-east-1") -> None:
+    def __init__(self, target: Target, region: str = "us-east-1", clock: Clock = SYSTEM_CLOCK) -> None:
         self.handler = target.handler or load_handler(target.name)
         self.name = target.name.rsplit(":", 1)[-1]
         self.region = region
+        self.clock = clock
 
     def send(self, changes: Sequence[Change], payload: bytes) -> SendResult:
-        ctx = LambdaContext(function_name=self.name,
-                            invoked_function_arn=f"arn:aws:lambda:{self.region}:123456789012:function:{self.name}")
+        ctx = LambdaContext(self.name, region=self.region, memory_limit_in_mb=1024, clock=self.clock)
         try:
             response = self.handler(orjson.loads(payload), ctx)
         except Exception as e:  # a handler error fails the batch; KeyboardInterrupt still stops us
@@ -189,21 +167,12 @@ class PythonSender:
 
 
 def load_handler(spec: str) -> Handler:
-    module_name, _, func_name = spec.partition(":")
-    # As a Lambda task root (and `lake up --function`): modules in the working directory import.
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    """The function ``package.module:function`` names, imported as from a Lambda task root (and
+    `lake up --function`): modules in the working directory import."""
     try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ConfigError(f"python target: cannot import {module_name!r}: {e}") from None
-    for part in func_name.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise ConfigError(f"python target: {module_name!r} has no {func_name!r}")
-    if not callable(obj):
-        raise ConfigError(f"python target: {spec!r} is not callable")
-    return obj  # type: ignore[no-any-return]
+        return resolve_handler(spec, task_root=os.getcwd())
+    except ConfigError as e:
+        raise ConfigError(f"python target: {e}") from None
 
 
 class LambdaSender:
@@ -266,6 +235,12 @@ def _keys_of(change: Change) -> Mapping[str, Any]:
 
 
 class KinesisSender:
+    """One Kinesis record per change, put with the fan-out's order-safe plan
+    (:class:`lake.fanout.plan.SendPlan`): a PutRecords request holds at most one change of an
+    item, and an item's next change is put only after the previous one was and everything
+    before that one in the batch, so the engine's retry from the first failure can repeat a
+    change but never put an item's older change after a newer one."""
+
     max_payload_bytes: int | None = None
 
     def __init__(self, client: Any, stream: str) -> None:
@@ -274,24 +249,38 @@ class KinesisSender:
         self.stream = stream
 
     def send(self, changes: Sequence[Change], payload: bytes) -> SendResult:
+        plan = SendPlan.of(Entry(i, str(c.seq), partition_key(c.table, _keys_of(c)), c.record, c.table, c.id)
+                           for i, c in enumerate(changes))
+        reasons: dict[int, str] = {}
+        # Waves until every change before the first failure is put: the engine acknowledges
+        # that prefix and sends the rest again (once a change fails, later ones are not put).
+        while wave := plan.wave(prefix_safe=True):
+            for chunk in chunks(wave):
+                for entry, error in self._put(chunk):
+                    if error is None:
+                        plan.succeeded(entry)
+                    else:
+                        plan.failed(entry, max_attempts=1)  # retrying is the engine's job
+                        reasons[entry.index] = error
+                if reasons:
+                    break  # the rest of this wave comes after the failure: not sent
+        first = plan.first_given_up()
+        return SendResult() if first is None else SendResult(first, reasons[first])
+
+    def _put(self, chunk: list[Entry]) -> list[tuple[Entry, str | None]]:
+        """One PutRecords call; each entry with its error (None: put)."""
         from lake.aws.clients import translate
 
-        entries = [(partition_key(c.table, _keys_of(c)), c.record) for c in changes]
-        sizes = [(pk, len(pk.encode()) + len(data)) for pk, data in entries]
-        for chunk in _unique_key_chunks(sizes, KINESIS_MAX_RECORDS, KINESIS_MAX_BYTES):
-            records = [{"Data": entries[i][1], "PartitionKey": entries[i][0]} for i in chunk]
-            try:
-                resp = self.client.put_records(Records=records, **self.kwargs)
-            except Exception as e:
-                err = translate(e, "Kinesis stream", self.stream)
-                if isinstance(err, TransientError):
-                    return SendResult(chunk.start, str(err))
-                raise err from e
-            if resp.get("FailedRecordCount"):
-                for offset, r in enumerate(resp["Records"]):
-                    if r.get("ErrorCode"):
-                        return SendResult(chunk.start + offset, f"{r['ErrorCode']}: {r.get('ErrorMessage', '')}")
-        return SendResult()
+        try:
+            resp = self.client.put_records(Records=[{"Data": e.data, "PartitionKey": e.partition_key} for e in chunk],
+                                           **self.kwargs)
+        except Exception as e:
+            err = translate(e, "Kinesis stream", self.stream)
+            if isinstance(err, TransientError):
+                return [(entry, str(err)) for entry in chunk]  # the request was refused: none was put
+            raise err from e
+        return [(entry, f"{r['ErrorCode']}: {r.get('ErrorMessage', '')}" if r.get("ErrorCode") else None)
+                for entry, r in zip(chunk, resp["Records"], strict=True)]
 
     def close(self) -> None:
         pass
@@ -404,11 +393,12 @@ class NullSender:
         pass
 
 
-def open_sender(target: Target, clients: Any, region: str = "us-east-1", start_batch: int = 0) -> Sender:
+def open_sender(target: Target, clients: Any, region: str = "us-east-1", start_batch: int = 0,
+                clock: Clock = SYSTEM_CLOCK) -> Sender:
     """A sender for ``target``; ``clients`` (a :class:`lake.aws.clients.Clients`) is only
-    touched by AWS targets."""
+    touched by AWS targets; ``clock`` is the one a ``python:`` handler's context counts down on."""
     if target.kind == "python":
-        return PythonSender(target, region)
+        return PythonSender(target, region, clock)
     if target.kind == "lambda":
         return LambdaSender(clients.client("lambda"), target.name)
     if target.kind == "kinesis":

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.parser.models import DynamoDBStreamModel
 
 from lake.aws.clients import Clients
 from lake.local.runtime import EventSourceMapping, LocalRuntime
+from tests.clock import ManualClock
 from tests.runtime_helpers import HANDLED, Recorder, make_table, put_items, seq_of, stream_seqs
 
 
@@ -66,14 +67,18 @@ def test_batch_size_and_order(clients: Clients, tmp_path: Path) -> None:
 def test_batching_window_gathers_records(clients: Clients, tmp_path: Path) -> None:
     arn = make_table(clients)
     rec = Recorder()
+    clock = ManualClock()
     m = EventSourceMapping(rec, arn, batch_size=10, maximum_batching_window_s=1.0)
-    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.02)
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.02, clock=clock)
     try:
         rt.start()
         assert rt.wait_idle(5)
-        for i in range(4):  # trickled in: within the window they make one batch
+        for i in range(4):  # trickled in over 0.8 s: within the window they make one batch
             put_items(clients, 1, start=i)
-            time.sleep(0.05)
+            clock.advance(0.2)
+        assert not rt.wait_idle(0.2)  # records held, the window still open...
+        assert rec.events == []  # ...and nothing invoked
+        clock.advance(2.0)  # past the window, however late the first record was read
         assert rt.wait_idle(5)
     finally:
         rt.stop()

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 from lake.aws.clients import Clients
 from lake.aws.provision import ensure_kinesis
 from lake.local.runtime import EventSourceMapping, LocalRuntime
-from tests.runtime_helpers import Recorder, drain_queue, make_queue, make_table, put_items, seq_of, stream_seqs
+from lake.local.runtime.events import iso_millis
+from tests.clock import ManualClock
+from tests.runtime_helpers import (
+    Recorder,
+    drain_queue,
+    make_queue,
+    make_table,
+    put_items,
+    seq_of,
+    stream_arrivals,
+    stream_seqs,
+)
 
 
 def always_fail(event: dict[str, Any]) -> Any:
@@ -64,13 +74,15 @@ def test_record_age_exceeded(clients: Clients, tmp_path: Path) -> None:
     arn = make_table(clients)
     url, _ = make_queue(clients)
     put_items(clients, 2)
-    time.sleep(1.2)
+    # The runtime's clock reads a millisecond past the age limit of both records.
+    clock = ManualClock(start=stream_arrivals(clients, arn)[-1] + 1.001)
     rec = Recorder()
     m = EventSourceMapping(rec, arn, maximum_record_age_s=1, on_failure_destination=url, name="aged")
-    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01, clock=clock)
     try:
         assert rt.run_until_idle(5)
         put_items(clients, 1, start=2)  # a fresh record still flows
+        assert stream_arrivals(clients, arn)[2] > clock.now() - 1  # written later: under the limit
         assert rt.wait_idle(5)
     finally:
         rt.stop()
@@ -78,6 +90,7 @@ def test_record_age_exceeded(clients: Clients, tmp_path: Path) -> None:
     assert msg["requestContext"]["condition"] == "RecordAgeExceeded"
     assert msg["requestContext"]["approximateInvokeCount"] == 0
     assert msg["DDBStreamBatchInfo"]["batchSize"] == 2
+    assert msg["timestamp"] == iso_millis(clock.now())  # stamped on the runtime's clock
     assert rec.delivered() == stream_seqs(clients, arn)[2:]
     assert rt.stats["aged"].records_expired == 2
 
@@ -216,16 +229,26 @@ def test_timeout_is_a_function_error(clients: Clients, tmp_path: Path) -> None:
     url, qarn = make_queue(clients)
     put_items(clients, 1)
     release = threading.Event()
-    rec = Recorder(lambda event: release.wait(5))
-    m = EventSourceMapping(rec, arn, timeout_s=0.2, maximum_retry_attempts=1, on_failure_destination=qarn,
+    remaining: list[int] = []
+
+    def stuck(event: dict[str, Any], context: Any) -> None:
+        remaining.append(context.get_remaining_time_in_millis())
+        release.wait(10)  # stuck until the test ends
+
+    clock = ManualClock()
+    m = EventSourceMapping(stuck, arn, timeout_s=0.25, maximum_retry_attempts=1, on_failure_destination=qarn,
                            name="slow")
-    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01, clock=clock)
     try:
-        assert rt.run_until_idle(5)
+        rt.start()
+        # Every wait on the clock here is meant to run out: each time limit, its grace, the retry pause.
+        assert clock.drive(lambda: rt.stats["slow"].destination_messages == 1, step=0.25)
+        assert rt.wait_idle(5)
     finally:
         release.set()
         rt.stop()
-    assert rt.stats["slow"].timeouts == 2
+    assert rt.stats["slow"].timeouts == 2 and rt.stats["slow"].invocations == 2
+    assert remaining == [250, 250]  # the clock stood still while the handler looked (0.25 s: exact in binary)
     [msg] = drain_queue(clients, url, expect=1)
     assert msg["responseContext"]["functionError"] == "Unhandled"
     assert msg["requestContext"]["approximateInvokeCount"] == 2
@@ -238,21 +261,25 @@ def test_unreachable_destination_holds_the_shard_instead_of_losing_records(clien
     def fail(event: dict[str, Any], context: Any) -> Any:
         raise RuntimeError("boom")
 
+    clock = ManualClock()
     m = EventSourceMapping(fail, arn, maximum_retry_attempts=0, on_failure_destination=qarn, name="held")
-    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01, clock=clock)
     rt.start()
     try:
         clients.sqs.delete_queue(QueueUrl=url)  # the destination goes away
         put_items(clients, 2)
-        assert not rt.wait_idle(1.5)  # the shard waits for its destination
-        assert rt.stats["held"].records_discarded == 0
+        # The first send failed: the shard waits 0.4 s of clock time before trying again.
+        assert clock.until_waiting(within=0.4)
+        stats = rt.stats["held"]
+        assert stats.records_discarded == 0 and stats.records_to_destination == 0
         clients.sqs.create_queue(QueueName=url.rsplit("/", 1)[1])  # it comes back
+        clock.advance(0.4)
         assert rt.wait_idle(10)
     finally:
         rt.stop()
     msgs = drain_queue(clients, url, expect=1)  # one batch, or two if the writes were read apart
     assert sum(m["DDBStreamBatchInfo"]["batchSize"] for m in msgs) == 2
-    assert rt.stats["held"].records_to_destination == 2
+    assert rt.stats["held"].records_to_destination == 2 and rt.stats["held"].records_discarded == 0
 
 
 def test_wait_idle_waits_for_a_stream_fed_by_another_mapping(clients: Clients, tmp_path: Path) -> None:

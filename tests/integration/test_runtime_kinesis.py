@@ -143,15 +143,19 @@ def test_restart_resumes_from_the_checkpoint(clients: Clients, tmp_path: Path) -
     arn = make_table(clients)
     put_items(clients, 10)
     seqs = stream_seqs(clients, arn)
-    block = threading.Event()
-    first = Recorder(lambda event: block.wait(10) if len(first.events) == 3 else None)
+    block, third = threading.Event(), threading.Event()
+
+    def reply(event: dict[str, Any]) -> None:
+        if len(first.events) == 3:
+            third.set()
+            block.wait(10)
+
+    first = Recorder(reply)
     m1 = EventSourceMapping(first, arn, batch_size=2, name="resume")
     rt1 = LocalRuntime(clients, [m1], tmp_path, poll_interval_s=0.02)
     rt1.start()
     try:
-        deadline = time.monotonic() + 5
-        while len(first.events) < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert third.wait(5)
         assert len(first.events) == 3
         rt1.stop(timeout=0.3)  # "killed" with the third batch in flight
         second = Recorder()

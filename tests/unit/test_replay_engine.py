@@ -21,6 +21,7 @@ from lake.replay import ReplayOptions, Selection, Target, checkpoint_path, repla
 from lake.replay.handlers import rebuild_item
 from lake.settings import Settings
 from tests import replay_handlers as h
+from tests.clock import ManualClock
 
 
 class RecordingStore(MemoryObjectStore):
@@ -241,15 +242,41 @@ def test_file_targets_write_one_event_per_batch_or_per_line(settings: Settings, 
     assert [r for line in lines for r in orjson.loads(line)["Records"]] == records
 
 
-def test_module_handler_by_name_and_rate_limit(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_module_handler_by_name_and_rate_limit(settings: Settings) -> None:
     records = h.history(items=3, changes=4)
     h.SEEN.clear()
-    sleeps: list[float] = []
-    monkeypatch.setattr("lake.replay.engine.time.sleep", sleeps.append)
-    replay(settings, Selection(), "python:tests.replay_handlers:module_handler",
-           ReplayOptions(batch_size=4, rate=2.0), store=archive(records))
+    clock = ManualClock()
+    report = replay(settings, Selection(), "python:tests.replay_handlers:module_handler",
+                    ReplayOptions(batch_size=4, rate=2.0), store=archive(records), clock=clock)
     assert [r for e in h.SEEN for r in e["Records"]] == records
-    assert len(sleeps) == 2 and all(s > 0 for s in sleeps)  # 3 batches: waits before the 2nd and 3rd
+    # 3 batches of 4 at 2 events/s: the 2nd may start at 2 s, the 3rd at 4 s
+    assert clock.slept == [2.0, 2.0] and report.elapsed_s == 4.0
+
+
+def test_retries_back_off_exponentially_on_the_clock(settings: Settings) -> None:
+    def broken(event: dict[str, Any], context: Any) -> None:
+        raise RuntimeError("downstream is down")
+
+    clock = ManualClock()
+    report = replay(settings, Selection(), Target.python(broken), store=archive(h.history(items=2, changes=2)),
+                    options=ReplayOptions(batch_size=10, max_retries=3, retry_backoff_s=0.5), clock=clock)
+    assert clock.slept == [0.5, 1.0, 2.0] and report.retries == 3 and len(report.failures) == 4
+
+
+def test_a_reply_that_is_not_an_object_is_a_success_but_a_malformed_list_is_not(settings: Settings) -> None:
+    # replay cannot know if the function has ReportBatchItemFailures on: only an object speaks
+    records = h.history(items=2, changes=2)
+    replies = iter(["done", {"batchItemFailures": "all of them"}])
+    calls: list[int] = []
+
+    def handler(event: dict[str, Any], context: Any) -> Any:
+        calls.append(len(event["Records"]))
+        return next(replies, None)
+
+    report = replay(settings, Selection(), Target.python(handler), store=archive(records),
+                    options=ReplayOptions(batch_size=2, retry_backoff_s=0))
+    # batch 1 "done": acknowledged; batch 2 malformed: whole batch retried, then acknowledged
+    assert calls == [2, 2, 2] and report.ok and report.retries == 1 and report.events_sent == 4
 
 
 def test_refuses_non_local_targets_without_confirmation(settings: Settings) -> None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-ACCOUNT_ID = "123456789012"
+from lake.invocation import ACCOUNT_ID
+
 INVOKE_IDENTITY_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/lake-local"
 
 SourceKind = Literal["dynamodb", "kinesis"]
