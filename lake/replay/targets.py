@@ -36,6 +36,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
+from lake.aws.errors import AWS_ERRORS
 from lake.clock import SYSTEM_CLOCK, Clock
 from lake.errors import ConfigError, NotFoundError, TerminalError, TransientError
 from lake.fanout.plan import Entry, SendPlan, chunks
@@ -187,7 +188,7 @@ class LambdaSender:
         try:
             resp = self.client.invoke(FunctionName=self.function, InvocationType="RequestResponse",
                                       Payload=payload)
-        except Exception as e:
+        except AWS_ERRORS as e:
             err = translate(e, "Lambda function", self.function)
             if isinstance(err, TransientError):
                 return SendResult(0, str(err))
@@ -274,7 +275,7 @@ class KinesisSender:
         try:
             resp = self.client.put_records(Records=[{"Data": e.data, "PartitionKey": e.partition_key} for e in chunk],
                                            **self.kwargs)
-        except Exception as e:
+        except AWS_ERRORS as e:
             err = translate(e, "Kinesis stream", self.stream)
             if isinstance(err, TransientError):
                 return [(entry, str(err)) for entry in chunk]  # the request was refused: none was put
@@ -301,7 +302,7 @@ class SQSSender:
         else:
             try:
                 self.url = client.get_queue_url(QueueName=queue)["QueueUrl"]
-            except Exception as e:
+            except AWS_ERRORS as e:
                 raise translate(e, "SQS queue", queue) from e
         self.fifo = self.url.endswith(".fifo")
 
@@ -331,7 +332,7 @@ class SQSSender:
             entries = [self._entry(i, changes[i]) for i in chunk]
             try:
                 resp = self.client.send_message_batch(QueueUrl=self.url, Entries=entries)
-            except Exception as e:
+            except AWS_ERRORS as e:
                 err = translate(e, "SQS queue", self.queue)
                 if isinstance(err, TerminalError) and "TooLong" in str(e):
                     return SendResult(chunk.start, str(err))  # this message can never go: report it

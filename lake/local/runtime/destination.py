@@ -14,6 +14,7 @@ import uuid
 import orjson
 
 from lake.aws.clients import Clients, translate
+from lake.aws.errors import AWS_ERRORS
 from lake.clock import Clock
 from lake.errors import NotFoundError
 from lake.invocation import Outcome
@@ -32,7 +33,7 @@ def queue_url(clients: Clients, dest: str) -> str:
             return str(sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"])
         sqs.get_queue_attributes(QueueUrl=dest, AttributeNames=["QueueArn"])
         return dest
-    except Exception as e:
+    except AWS_ERRORS as e:
         err = translate(e, "SQS queue", dest)
         raise (NotFoundError("SQS queue", dest, "the on-failure destination") if isinstance(
             err, NotFoundError) else err) from e
@@ -71,7 +72,7 @@ class FailureDestination:
             try:
                 self.clients.sqs.send_message(QueueUrl=self.url, MessageBody=body)
                 break
-            except Exception as e:
+            except AWS_ERRORS as e:
                 # The shard waits: moving on would lose the records, since the checkpoint would pass them.
                 attempt += 1
                 log.error("%s: could not send the failure of shard %s (%s..%s) to %s (attempt %d), "
