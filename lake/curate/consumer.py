@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake.aws.clients import Clients, translate
-from lake.curate import catalog, vector
+from lake.curate import catalog, columnar, parquet
+from lake.curate.arrays import Unsupported
 from lake.curate.columns import ColumnType, arrow_type, widen_array
 from lake.curate.decode import Change, ClaimRef, Coordinates, coordinates, decode, paused_gc, payload, shard_id, unwrap
 from lake.curate.tables import (
@@ -123,7 +124,7 @@ def decode_batch(settings: Settings, clients: Clients, records: Sequence[Mapping
     return changes
 
 
-Rows = vector.Rows
+Rows = parquet.Rows
 
 
 @dataclass
@@ -149,7 +150,7 @@ def _payloads(settings: Settings, clients: Clients, records: Sequence[Mapping[st
 
     The envelope is recognised by its bytes (``lake.fanout.wire.split_envelope``), so the
     record is never parsed here; claim checks are fetched. Whatever is not plainly well formed
-    raises vector.Unsupported: the per-record path then decodes and quarantines it with the reason.
+    raises Unsupported: the per-record path then decodes and quarantines it with the reason.
     """
     bodies: list[bytes] = []
     tables: list[str | None] = []
@@ -162,9 +163,9 @@ def _payloads(settings: Settings, clients: Clients, records: Sequence[Mapping[st
             seq = kin["sequenceNumber"]
             data = base64.b64decode(kin["data"], validate=True)
         except (KeyError, TypeError, ValueError, binascii.Error):
-            raise vector.Unsupported("a Kinesis record without sequence number or base64 data") from None
+            raise Unsupported("a Kinesis record without sequence number or base64 data") from None
         if type(seq) is not str:
-            raise vector.Unsupported("a Kinesis record without sequence number")
+            raise Unsupported("a Kinesis record without sequence number")
         ours = split(data)
         if ours is not None:
             tables.append(ours[0])
@@ -190,7 +191,7 @@ def _other_envelope(settings: Settings, clients: Clients, data: bytes, rec: Mapp
             return got.table, orjson.dumps(_fetch_claim(settings, clients, got))
         return got[0], orjson.dumps(got[1])
     except (orjson.JSONDecodeError, LakeError) as e:
-        raise vector.Unsupported(f"envelope: {e}") from None
+        raise Unsupported(f"envelope: {e}") from None
 
 
 def convert_batch(settings: Settings, clients: Clients, records: Sequence[Mapping[str, Any]],
@@ -199,8 +200,8 @@ def convert_batch(settings: Settings, clients: Clients, records: Sequence[Mappin
     record (which quarantines what cannot be decoded). Both give the same tables."""
     if len(records) >= COLUMNAR_MIN_RECORDS:
         try:
-            converted = vector.convert(*_payloads(settings, clients, records))
-        except vector.Unsupported as e:
+            converted = columnar.convert(*_payloads(settings, clients, records))
+        except Unsupported as e:
             log.info("batch of %d records takes the per-record path: %s", len(records), e)
         else:
             result.duplicates += converted.duplicates
@@ -254,13 +255,13 @@ def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result:
     found: list[HistorySchema | None] = []
 
     def lookup() -> HistorySchema:
-        # called by vector.encode once the changes files are being written: the Glue round
+        # called by parquet.encode once the changes files are being written: the Glue round
         # trips overlap that work
         catalog.ensure_changes_table(glue, settings)
         found.append(catalog.history_schema(glue, settings.glue_database, name))
         return found[0] or HistorySchema()
 
-    encoded = vector.encode(part, lookup)
+    encoded = parquet.encode(part, lookup)
     existing = found[0]
     # changes
     for p in encoded.partitions:
