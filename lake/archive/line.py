@@ -156,14 +156,17 @@ def fast_reader(capture: Iterable[str]) -> FastReader:
     unknown = wanted - set(NAMES)
     if unknown:
         raise ValueError(f"not envelope fields: {sorted(unknown)}")
-    members = []
+    required, optional = [], []
     for i, f in enumerate(FIELDS):
         member = (b"," if i else b"") + b'"' + f.name.encode() + b'":' + _value(f, f.name in wanted)
-        members.append(b"(?:" + member + b")?" if f.optional else member)
+        (optional if f.optional else required).append(b"(?:" + member + b")?" if f.optional else member)
+    # The envelope's end: at once (the usual line: tried first, so the optional fields cost
+    # nothing there), or after whichever optional fields are present.
+    end = rb"(?:\}|" + b"".join(optional) + rb"\})" if optional else rb"\}"
     # One alternative per line: an envelope as written, then the record up to the line's last
     # "}" (before an optional \r); or any other non-blank line (MULTILINE: "." stops at \n).
     pattern = re.compile(
-        rb"^(?:" + re.escape(HEAD) + rb"\{" + b"".join(members) + rb"\}" + re.escape(RECORD_SEP)
+        rb"^(?:" + re.escape(HEAD) + rb"\{" + b"".join(required) + end + re.escape(RECORD_SEP)
         + rb"(.*)\}\r?|(.+))$", re.MULTILINE)
     return FastReader(tuple(f.name for f in FIELDS if f.name in wanted), pattern)
 
