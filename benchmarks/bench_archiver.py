@@ -24,12 +24,15 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: lake and tests
 
 import orjson
 
 from lake.archive.encode import gzip_lines, plan_batch
-from lake.archive.keys import decode_line, iter_object_lines
+from tests.raw_zone import decode_line, iter_object_lines
 
 TARGET_MBPS = 100.0
 TARGET_RATIO = 3.0

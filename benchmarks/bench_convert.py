@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/bench_convert.py [--records N] [--batch B] [--rss]
 
 Same input for all (JSON lines of DynamoDB stream records, in memory):
-  ours      the consumer's conversion (lake.curate.vector, columnar): both tables, ``changes``
-            and ``<table>_history``, to Parquet bytes per partition (vector.convert +
-            vector.encode, as lake.curate.curate does between the Kinesis payloads and S3)
+  ours      the consumer's conversion (lake.curate.columnar): both tables, ``changes``
+            and ``<table>_history``, to Parquet bytes per partition (columnar.convert +
+            parquet.encode, as lake.curate.curate does between the Kinesis payloads and S3)
   ours history-only
             the history table alone (convert without the image texts of ``changes``):
             like for like with (a), which builds one table of the new images; information
@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from lake.curate import vector
+from lake.curate import columnar, parquet
 from lake.curate.decode import Coordinates, decode, paused_gc
 from lake.curate.tables import HistorySchema, changes_table, history_table, parquet_bytes
 
@@ -79,9 +79,9 @@ def ours(lines: list[bytes]) -> int:
     """What lake.curate.curate does with a batch's payloads, minus the S3/Glue calls."""
     n = len(lines)
     with paused_gc():
-        converted = vector.convert(lines, [None] * n, ["shardId-000000000000"] * n, [str(i) for i in range(n)])
+        converted = columnar.convert(lines, [None] * n, ["shardId-000000000000"] * n, [str(i) for i in range(n)])
         return sum(len(p.changes) + len(p.history)
-                   for part in converted.tables for p in vector.encode(part, HistorySchema()).partitions)
+                   for part in converted.tables for p in parquet.encode(part, HistorySchema()).partitions)
 
 
 def ours_history(lines: list[bytes]) -> int:
@@ -89,8 +89,8 @@ def ours_history(lines: list[bytes]) -> int:
     alone (convert without the image texts of ``changes``, history columns, Parquet)."""
     n = len(lines)
     with paused_gc():
-        converted = vector.convert(lines, [None] * n, ["shardId-000000000000"] * n, [str(i) for i in range(n)],
-                                   images=False)
+        converted = columnar.convert(lines, [None] * n, ["shardId-000000000000"] * n, [str(i) for i in range(n)],
+                                     images=False)
         size = 0
         for part in converted.tables:
             size += len(parquet_bytes(part.history(HistorySchema()).table))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TypedDict
 
@@ -31,12 +31,30 @@ EVENT_NAMES: tuple[EventName, ...] = ("INSERT", "MODIFY", "REMOVE")
 StreamViewType = Literal["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"]
 TYPE_TAGS = frozenset({"S", "N", "B", "SS", "NS", "BS", "M", "L", "NULL", "BOOL"})
 
+# The identity DynamoDB's Time to Live sweeper deletes with (a REMOVE's ``userIdentity``).
+TTL_IDENTITY_TYPE = "Service"
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
-_STREAM_ARN = re.compile(
-    r"^arn:aws[\w-]*:dynamodb:(?P<region>[\w-]*):(?P<account>\d*):table/(?P<table>[^/]+)"
-    r"(?:/stream/(?P<label>[^/]+))?$"
-)
+# A DynamoDB table or stream ARN. The pattern text is also run by Arrow's RE2 on whole columns
+# (lake.curate.columnar): there ``\w`` and ``\d`` are ASCII, so RE2 matches a subset of what
+# Python matches, with the same groups, and the rest takes the per-record path.
+STREAM_ARN = (r"^arn:aws[\w-]*:dynamodb:(?P<region>[\w-]*):(?P<account>\d*):table/(?P<table>[^/]+)"
+              r"(?:/stream/(?P<label>[^/]+))?$")
+_STREAM_ARN = re.compile(STREAM_ARN)
+
+# -- number and binary literals ---------------------------------------------------
+# Pattern texts, not compiled patterns: Python's re (full matches) and Arrow's RE2 (``^...$``
+# around them) both run them. ``\d`` is Unicode in Python's str patterns and ASCII in RE2.
+
+# An N value as the archive accepts it: digits with an optional sign, fraction and exponent
+# (``1.``, ``.5`` and leading zeros included: the archive keeps records, it does not normalise).
+N_LITERAL = r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+# A JSON number literal: an N value the curated zone can write into JSON text unchanged.
+JSON_NUMBER = r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?"
+# A B value's shape: base64 text (its length is not checked here).
+BASE64 = r"[A-Za-z0-9+/]*={0,2}"
+_n_literal = re.compile(N_LITERAL).fullmatch
+_base64 = re.compile(BASE64).fullmatch
 
 
 class UserIdentity(TypedDict):
@@ -141,15 +159,16 @@ def datetime_to_us(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def is_ttl_identity(ident: Any) -> bool:
+    """``userIdentity`` is DynamoDB's Time to Live sweeper (for a record known to be a REMOVE)."""
+    # (the dict check first: it is what JSON gives, and it costs less than the abc check)
+    return (type(ident) is dict or isinstance(ident, Mapping)) \
+        and ident.get("type") == TTL_IDENTITY_TYPE and ident.get("principalId") == TTL_PRINCIPAL
+
+
 def is_ttl_delete(record: Mapping[str, Any]) -> bool:
     """A REMOVE made by DynamoDB's Time to Live sweeper, not by a user."""
-    ident = record.get("userIdentity")
-    return (
-        record.get("eventName") == "REMOVE"
-        and isinstance(ident, Mapping)
-        and ident.get("type") == "Service"
-        and ident.get("principalId") == TTL_PRINCIPAL
-    )
+    return record.get("eventName") == "REMOVE" and is_ttl_identity(record.get("userIdentity"))
 
 
 def sequence_number(record: Mapping[str, Any]) -> str:
@@ -179,30 +198,104 @@ def canonical_keys(keys: Mapping[str, Any]) -> str:
     return orjson.dumps(keys, option=orjson.OPT_SORT_KEYS).decode()
 
 
+# -- item keys ----------------------------------------------------------------------
+# ``pk=A|sk=1``: attributes sorted by name, ``name=value`` joined by ``|``. The escapes, in the
+# order they apply (the backslash first, so no escape is escaped again): applied by
+# escape_key_value/escape_key_name here and, on whole columns, by lake.curate.columnar.
+KEY_SEPARATOR, KEY_ASSIGN, KEY_ESCAPE = "|", "=", "\\"
+KEY_VALUE_ESCAPES: tuple[tuple[str, str], ...] = ((KEY_ESCAPE, KEY_ESCAPE * 2),
+                                                  (KEY_SEPARATOR, KEY_ESCAPE + KEY_SEPARATOR))
+KEY_NAME_ESCAPES: tuple[tuple[str, str], ...] = (*KEY_VALUE_ESCAPES, (KEY_ASSIGN, KEY_ESCAPE + KEY_ASSIGN))
+_NAME_NEEDS_ESCAPE = re.compile("[" + re.escape("".join(c for c, _ in KEY_NAME_ESCAPES)) + "]").search
+
+
 def escape_key_value(text: str) -> str:
     """Escape ``\\`` and ``|`` in a key value, so two different keys never render alike."""
-    if "\\" in text or "|" in text:
-        return text.replace("\\", "\\\\").replace("|", "\\|")
+    for special, escaped in KEY_VALUE_ESCAPES:
+        if special in text:
+            text = text.replace(special, escaped)
     return text
 
 
 def escape_key_name(text: str) -> str:
     """Escape ``\\``, ``|`` and ``=`` in a key attribute name."""
-    return escape_key_value(text).replace("=", "\\=") if "=" in text else escape_key_value(text)
+    for special, escaped in KEY_NAME_ESCAPES:
+        if special in text:
+            text = text.replace(special, escaped)
+    return text
+
+
+def strict_key_string(keys: Any) -> str | None:
+    """:func:`key_string` of Keys in DynamoDB's own shape (every value a well-formed ``S``, ``N``
+    or ``B`` string: a number literal, base64), else None.
+
+    The archive's check of the Keys it files a record under, and key_string's fast path."""
+    if type(keys) is not dict or not keys:
+        return None
+    parts = []
+    for name in sorted(keys) if len(keys) > 1 else keys:
+        av = keys[name]
+        if type(av) is not dict or len(av) != 1 or type(name) is not str:
+            return None
+        ((tag, val),) = av.items()
+        if type(val) is not str:
+            return None
+        if tag == "S":
+            if KEY_SEPARATOR in val or KEY_ESCAPE in val:
+                val = escape_key_value(val)
+        elif not ((tag == "N" and _n_literal(val)) or (tag == "B" and _base64(val))):
+            return None  # (a number literal or base64 never holds a character to escape)
+        parts.append(f"{escape_key_name(name) if _NAME_NEEDS_ESCAPE(name) else name}{KEY_ASSIGN}{val}")
+    return parts[0] if len(parts) == 1 else KEY_SEPARATOR.join(parts)
 
 
 def key_string(keys: Mapping[str, Any]) -> str:
     """A readable, canonical item key: ``pk=ORDER#1|sk=2024-01-01`` (names sorted).
 
     ``|`` and ``\\`` in values (and ``=`` in names) are escaped with a backslash, so
-    ``pk="a|sk=c", sk="d"`` and ``pk="a", sk="c|sk=d"`` stay two keys."""
+    ``pk="a|sk=c", sk="d"`` and ``pk="a", sk="c|sk=d"`` stay two keys. Values need not be
+    well formed (an N that is no number is rendered as given): see :func:`strict_key_string`."""
+    text = strict_key_string(keys)
+    if text is not None:
+        return text
     if not keys:
         raise MalformedRecordError("record has no dynamodb.Keys")
     try:
-        return "|".join(f"{escape_key_name(name)}={escape_key_value(_scalar_text(keys[name]))}"
-                        for name in sorted(keys))
+        return KEY_SEPARATOR.join(
+            f"{escape_key_name(name)}{KEY_ASSIGN}{escape_key_value(_scalar_text(keys[name]))}" for name in sorted(keys))
     except (ValueError, AttributeError) as e:
         raise MalformedRecordError(f"malformed Keys {keys!r}: {e}") from None
+
+
+def key_parts(text: str) -> Iterator[tuple[str, str]]:
+    """The ``(name, value)`` pairs of a rendered key (``pk=A|sk=1``) in the text's order, escapes
+    kept; ValueError on reaching a part that is not ``name=value``."""
+    for part in _split_unescaped(text, KEY_SEPARATOR):
+        pieces = _split_unescaped(part, KEY_ASSIGN, 1)
+        if len(pieces) != 2:
+            raise ValueError(f"{part!r} is not name=value")
+        yield pieces[0], pieces[1]
+
+
+def _split_unescaped(text: str, sep: str, maxsplit: int = -1) -> list[str]:
+    """Split on ``sep`` where it is not escaped by a backslash (escapes are kept in the parts)."""
+    out: list[str] = []
+    cur: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == KEY_ESCAPE and i + 1 < len(text):
+            cur.append(text[i:i + 2])
+            i += 2
+            continue
+        if c == sep and (maxsplit < 0 or len(out) < maxsplit):
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+        i += 1
+    out.append("".join(cur))
+    return out
 
 
 def partition_key(table: str, keys: Mapping[str, Any]) -> str:

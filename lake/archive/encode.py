@@ -1,8 +1,8 @@
 """Turn a batch of DynamoDB stream records into raw-zone objects. Pure: no boto3.
 
-Each record becomes one line ``{"lake":{...envelope...},"record":{...}}``; the
-record is serialised with orjson exactly as it was received (``N`` values are
-strings already, so 38-digit numbers never meet a float). Lines are grouped by
+Each record becomes one line ``{"lake":{...envelope...},"record":{...}}`` (declared in
+:mod:`lake.archive.line`); the record is serialised with orjson exactly as it was received
+(``N`` values are strings already, so 38-digit numbers never meet a float). Lines are grouped by
 partition (table, day, hour of ApproximateCreationDateTime) and shard token, in
 batch order, and each group becomes one gzip object named by its sequence range.
 
@@ -29,18 +29,21 @@ from typing import Any
 
 import orjson
 
+from lake.archive import line
 from lake.archive.keys import SEQ_DIGITS, ForeignKeyError, RawObjectKey, shard_token
 from lake.errors import MalformedRecordError
 from lake.records import (
+    BASE64,
     EVENT_NAMES,
+    N_LITERAL,
     TYPE_TAGS,
-    escape_key_name,
-    escape_key_value,
     event_time_us,
+    is_ttl_identity,
     key_string,
     sequence_number,
     sequence_sort_key,
     stream_label_from_arn,
+    strict_key_string,
     table_from_arn,
 )
 
@@ -51,12 +54,10 @@ GZIP_LEVEL = 1
 STREAM_VIEW_TYPES = frozenset({"KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"})
 SHA256_OF = "uncompressed"  # object metadata sha256 covers the JSON lines, not the gzip bytes
 
-_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_number, _base64 = re.compile(N_LITERAL).fullmatch, re.compile(BASE64).fullmatch
 # 9999-12-31T23:59:59Z: beyond it there is no YYYY-MM-DD partition to write to.
 _MAX_US = 253_402_300_799_999_999
 _EVENT_NAMES = frozenset(EVENT_NAMES)
-_TTL_IDENTITY = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
 
 
 @dataclass(frozen=True)
@@ -68,19 +69,6 @@ class Rejected:
     record: Any
     seq: str | None = None
     coordinates: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class EncodedLine:
-    """One archivable record: where it goes and its line (without the trailing newline)."""
-
-    index: int
-    seq: str
-    table: str
-    dt: date
-    hour: int
-    shard: str
-    line: bytes
 
 
 @dataclass(frozen=True)
@@ -150,7 +138,7 @@ def _valid_values(values: Iterable[Any]) -> bool:
     """
     stack = list(values)
     pop, extend = stack.pop, stack.extend
-    number, base64 = _NUMBER.fullmatch, _BASE64.fullmatch
+    number, base64 = _number, _base64
     while stack:
         av = pop()
         if type(av) is not dict or len(av) != 1:
@@ -258,31 +246,6 @@ def _keys_error(keys: Any) -> MalformedRecordError:
     return MalformedRecordError(f"dynamodb.Keys {str(keys)[:120]!r} cannot be rendered as a key")
 
 
-def key_text(keys: Any) -> str:
-    """The envelope's key (:func:`lake.records.key_string`'s canonical ``pk=A|sk=1``) of a Keys map
-    whose every value is a well-formed ``S``, ``N`` or ``B`` scalar; else :class:`MalformedRecordError`."""
-    if type(keys) is dict and keys:
-        parts = []
-        for name in sorted(keys) if len(keys) > 1 else keys:
-            av = keys[name]
-            if type(av) is not dict or len(av) != 1:
-                break
-            ((tag, val),) = av.items()
-            if type(val) is not str or not (tag == "S" or (tag == "N" and _number(val))
-                                            or (tag == "B" and _base64(val))):
-                break
-            if tag == "S" and ("|" in val or "\\" in val):
-                val = escape_key_value(val)  # (N and B values never hold | or \)
-            parts.append(f"{escape_key_name(name) if _NEEDS_ESCAPE.search(name) else name}={val}")
-        else:
-            return parts[0] if len(parts) == 1 else "|".join(parts)
-    raise _keys_error(keys)
-
-
-_number, _base64 = _NUMBER.fullmatch, _BASE64.fullmatch
-_NEEDS_ESCAPE = re.compile(r"[|=\\]")
-
-
 _NO_IMAGE: dict[str, Any] = {}
 _MISSING = object()
 
@@ -323,16 +286,17 @@ def envelope(record: Any) -> tuple[dict[str, Any], date, int, str]:
     if type(ddb.get("NewImage", _NO_IMAGE)) is not dict or type(ddb.get("OldImage", _NO_IMAGE)) is not dict:
         name = "NewImage" if type(ddb.get("NewImage", _NO_IMAGE)) is not dict else "OldImage"
         raise MalformedRecordError(f"dynamodb.{name} is a {type(ddb[name]).__name__}, not an object of attributes")
-    key = key_text(ddb.get("Keys"))
+    key = strict_key_string(ddb.get("Keys"))
+    if key is None:
+        raise _keys_error(ddb.get("Keys"))
     t = ddb.get("ApproximateCreationDateTime", _MISSING)
     if t is _MISSING:
         # Lambda always sets it; a hand-made event may not. Place the record by its arrival
         # time instead and say so in the envelope (``tsrc``), rather than lose it.
         us = time.time_ns() // 1000
         day, hour = _hour_of(us // 3_600_000_000)
-        ttl = event == "REMOVE" and _is_ttl(record.get("userIdentity"))
-        return ({"table": table, "key": key, "seq": seq, "t": us, "event": event, "id": event_id, "ttl": ttl,
-                 "tsrc": "arrival"}, day, hour, shard)
+        ttl = event == "REMOVE" and is_ttl_identity(record.get("userIdentity"))
+        return line.envelope(table, key, seq, us, event, event_id, ttl, tsrc="arrival"), day, hour, shard
     # The usual Lambda shape inline (integer epoch seconds, no precision field, not a
     # Kinesis record); anything else through the general helper.
     if type(t) is int and "ApproximateCreationDateTimePrecision" not in ddb \
@@ -343,30 +307,8 @@ def envelope(record: Any) -> tuple[dict[str, Any], date, int, str]:
     if not 0 <= us <= _MAX_US:
         raise MalformedRecordError(f"ApproximateCreationDateTime {us} us is outside 1970..9999")
     day, hour = _hour_of(us // 3_600_000_000)
-    ttl = event == "REMOVE" and _is_ttl(record.get("userIdentity"))
-    lake = {"table": table, "key": key, "seq": seq, "t": us, "event": event, "id": event_id, "ttl": ttl}
-    return lake, day, hour, shard
-
-
-def _is_ttl(ident: Any) -> bool:
-    # lake.records.is_ttl_delete, for a record already known to be a REMOVE
-    return isinstance(ident, dict) and ident.get("type") == _TTL_IDENTITY["type"] \
-        and ident.get("principalId") == _TTL_IDENTITY["principalId"]
-
-
-def _line(lake: dict[str, Any], record: Any) -> bytes:
-    # One orjson call gives the same bytes as joining the two serialised halves
-    # (insertion order, no whitespace), without copying the record's text again.
-    try:
-        return orjson.dumps({"lake": lake, "record": record})
-    except orjson.JSONEncodeError as e:  # e.g. an integer beyond 64 bits in SizeBytes
-        raise MalformedRecordError(f"record cannot be serialised verbatim: {e}") from None
-
-
-def encode_record(record: Any, index: int = 0) -> EncodedLine:
-    """One record → its raw line and partition. Raises :class:`MalformedRecordError`."""
-    lake, day, hour, shard = envelope(record)
-    return EncodedLine(index, lake["seq"], lake["table"], day, hour, shard, _line(lake, record))
+    ttl = event == "REMOVE" and is_ttl_identity(record.get("userIdentity"))
+    return line.envelope(table, key, seq, us, event, event_id, ttl), day, hour, shard
 
 
 def coordinates(record: Any, index: int) -> dict[str, Any]:
@@ -416,42 +358,22 @@ def _raw_object(part: tuple[str, date, int, str], lines: list[bytes], seqs: list
     return RawObject(RawObjectKey(table, day, hour, shard, first, last, prefix), body, digest, size, tuple(seqs))
 
 
-def _sorted_objects(groups: dict[tuple[str, date, int, str], tuple[list[bytes], list[str]]], prefix: str,
-                    level: int) -> list[RawObject]:
-    out = [_raw_object(part, lines, seqs, prefix, level) for part, (lines, seqs) in groups.items()]
-    out.sort(key=lambda o: sequence_sort_key(o.key.first_seq))
-    return out
-
-
-def build_objects(lines: Sequence[EncodedLine], prefix: str = "", level: int = GZIP_LEVEL) -> list[RawObject]:
-    """Group encoded lines into one object per (table, dt, hour, shard), lines in batch order.
-
-    Objects come back sorted by their lowest sequence number, the order the writer puts
-    them in (see :mod:`lake.archive.writer` for why).
-    """
-    groups: dict[tuple[str, date, int, str], tuple[list[bytes], list[str]]] = {}
-    for ln in lines:
-        group = groups.setdefault((ln.table, ln.dt, ln.hour, ln.shard), ([], []))
-        group[0].append(ln.line)
-        group[1].append(ln.seq)
-    return _sorted_objects(groups, prefix, level)
-
-
 def plan_batch(records: Sequence[Any], prefix: str = "", level: int = GZIP_LEVEL) -> BatchPlan:
     """Encode a whole batch: the objects to put and the records to quarantine.
 
-    The same result as :func:`encode_record` per record then :func:`build_objects`,
-    without an :class:`EncodedLine` per record (this is the archiver's hot loop).
+    Lines are grouped into one object per (table, dt, hour, shard), in batch order; objects
+    come back sorted by their lowest sequence number, the order the writer puts them in (see
+    :mod:`lake.archive.writer` for why). This is the archiver's hot loop.
     """
     groups: dict[tuple[str, date, int, str], tuple[list[bytes], list[str]]] = {}
     rejected: list[Rejected] = []
-    dumps = orjson.dumps
+    write = line.write
     # (Pausing the cyclic GC here was measured and bought nothing: the loop allocates few containers.)
     for i, record in enumerate(records):
         try:
             lake, day, hour, shard = envelope(record)
-            line = dumps({"lake": lake, "record": record})
-        except orjson.JSONEncodeError as e:
+            text = write(lake, record)
+        except orjson.JSONEncodeError as e:  # e.g. an integer beyond 64 bits in SizeBytes
             reason = f"record cannot be serialised verbatim: {e}"
             rejected.append(Rejected(i, reason, record, _seq_or_none(record), coordinates(record, i)))
             continue
@@ -462,6 +384,8 @@ def plan_batch(records: Sequence[Any], prefix: str = "", level: int = GZIP_LEVEL
         group = groups.get(part)
         if group is None:
             group = groups[part] = ([], [])
-        group[0].append(line)
+        group[0].append(text)
         group[1].append(lake["seq"])
-    return BatchPlan(tuple(_sorted_objects(groups, prefix, level)), tuple(rejected))
+    objects = [_raw_object(part, lines, seqs, prefix, level) for part, (lines, seqs) in groups.items()]
+    objects.sort(key=lambda o: sequence_sort_key(o.key.first_seq))
+    return BatchPlan(tuple(objects), tuple(rejected))

@@ -3,23 +3,14 @@
 ``<prefix>raw/table=<table>/dt=YYYY-MM-DD/hour=HH/<shard-token>/<first-seq>-<last-seq>.json.gz``
 (docs/CONTRACTS.md). Sequence numbers are zero-padded to 40 digits in the name so
 that keys sort in sequence order; :class:`RawObjectKey` holds them unpadded (no
-leading zeros), so ``parse(render(k)) == k``.
-
-Also here, because every reader of the raw zone needs it: the line decoder.
-Each line is ``{"lake":{...envelope...},"record":{...}}``.
+leading zeros), so ``parse(render(k)) == k``. The objects' lines: :mod:`lake.archive.line`.
 """
 
 from __future__ import annotations
 
-import gzip
 import re
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
-
-import orjson
 
 RAW_ZONE = "raw"
 SUFFIX = ".json.gz"
@@ -38,10 +29,6 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 class ForeignKeyError(ValueError):
     """An S3 key (or key part) that is not a raw-zone object of this lake."""
-
-
-class MalformedLineError(ValueError):
-    """A raw-zone line that is not ``{"lake":{...},"record":{...}}``."""
 
 
 def _strip_seq(seq: str, what: str) -> str:
@@ -151,43 +138,3 @@ def zone_prefix(prefix: str) -> str:
     """``<prefix>/raw/``: the listing prefix of the whole raw zone."""
     root = _norm_prefix(prefix)
     return f"{root}/{RAW_ZONE}/" if root else f"{RAW_ZONE}/"
-
-
-# -- lines -----------------------------------------------------------------------
-
-_LAKE_HEAD = b'{"lake":'
-_RECORD_SEP = b',"record":'
-
-
-def decode_line(line: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split one raw line into ``(envelope, record)``; the record is the stream record as delivered."""
-    line = line.rstrip(b"\r\n")
-    try:
-        doc = orjson.loads(line)
-    except orjson.JSONDecodeError as e:
-        raise MalformedLineError(f"raw line is not JSON: {e}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("lake"), dict) \
-            or not isinstance(doc.get("record"), dict):
-        raise MalformedLineError('raw line is not {"lake":{...},"record":{...}}')
-    return doc["lake"], doc["record"]
-
-
-def record_bytes(line: bytes) -> bytes:
-    """The record's JSON text of a line, sliced without parsing (the contract guarantees the split)."""
-    line = line.rstrip(b"\r\n")
-    at = line.find(_RECORD_SEP)
-    if not line.startswith(_LAKE_HEAD) or at < 0 or not line.endswith(b"}"):
-        raise MalformedLineError('raw line is not {"lake":{...},"record":{...}}')
-    return line[at + len(_RECORD_SEP):-1]
-
-
-def iter_object_lines(body: bytes) -> Iterator[bytes]:
-    """The lines of a raw object's body, gzip or plain (gzip recognised by its magic bytes)."""
-    if body[:2] == b"\x1f\x8b":
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError, zlib.error) as e:
-            raise MalformedLineError(f"raw object is not valid gzip: {e}") from None
-    for line in body.split(b"\n"):
-        if line.strip():
-            yield line

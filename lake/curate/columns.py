@@ -132,7 +132,7 @@ def _to_decimal(texts: pa.Array, glue: str) -> pa.Array | None:
         return None
 
 
-def _numeric(texts: pa.Array, existing: str | None) -> tuple[pa.Array, str] | None:
+def numeric_array(texts: pa.Array, existing: str | None) -> tuple[pa.Array, str] | None:
     """N literals → (array, glue type), or None when they do not fit a numeric type.
 
     With an ``existing`` numeric type, the values must fit it exactly (checked before casting:
@@ -153,10 +153,10 @@ def _numeric(texts: pa.Array, existing: str | None) -> tuple[pa.Array, str] | No
         return pc.cast(texts, pa.int64()), "bigint"
     except pa.ArrowInvalid:
         pass
-    return _decimal(texts)
+    return decimal_array(texts)
 
 
-def _decimal(texts: pa.Array) -> tuple[pa.Array, str] | None:
+def decimal_array(texts: pa.Array) -> tuple[pa.Array, str] | None:
     """Non-integral (or beyond int64) N literals → decimal(38,18) when they fit, else the exact
     decimal(38, s) of the batch, else None."""
     common = _to_decimal(texts, DECIMAL_TYPE)
@@ -225,7 +225,7 @@ def _typed(tag: str, values: list[Any], existing: ColumnType | None) -> tuple[pa
     if tag == "B":
         return pa.array(_b64(values), pa.binary()), "binary"
     if tag == "N":
-        return _numeric(pa.array(values, pa.string()), want)
+        return numeric_array(pa.array(values, pa.string()), want)
     if tag == "SS":
         return pa.array(values, pa.list_(pa.string())), "array<string>"
     if tag == "BS":
@@ -237,7 +237,7 @@ def _typed(tag: str, values: list[Any], existing: ColumnType | None) -> tuple[pa
         if want is not None:
             m = _ARRAY.match(want)
             inner_want = m.group(1) if m else "-"
-        got = _numeric(flat, inner_want) if inner_want != "-" else None
+        got = numeric_array(flat, inner_want) if inner_want != "-" else None
         if got is None:
             return None
         return _list_array(values, got[0], got[1]), f"array<{got[1]}>"

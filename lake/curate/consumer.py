@@ -12,7 +12,6 @@ import binascii
 import hashlib
 import io
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +22,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake.aws.clients import Clients
-from lake.curate import catalog, vector
+from lake.curate import catalog, columnar, parquet
+from lake.curate.arrays import Unsupported
 from lake.curate.columns import ColumnType, arrow_type, widen_array
-from lake.curate.decode import Change, ClaimRef, Coordinates, coordinates, decode, paused_gc, payload, unwrap
+from lake.curate.decode import Change, ClaimRef, Coordinates, coordinates, decode, paused_gc, payload, shard_id, unwrap
 from lake.curate.tables import (
     HistoryBatch,
     HistorySchema,
@@ -36,6 +36,7 @@ from lake.curate.tables import (
 )
 from lake.deadletter import Quarantined, quarantine
 from lake.errors import LakeError, MalformedRecordError, NotFoundError, TerminalError, TransientError
+from lake.fanout import wire
 from lake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,6 @@ STAGE = "curate"
 # per kernel call (a few hundred calls per batch), whatever the batch size. Measured with
 # benchmarks/bench_convert.py's records: 100 → 12.5k vs 16k rec/s, 500 → 36k vs 23k rec/s.
 COLUMNAR_MIN_RECORDS = 128
-# the fan-out envelope exactly as lake.fanout.plan.envelope writes it; anything else is parsed
-_ENVELOPE = re.compile(rb'\{"lake":\{"v":1,"table":"([A-Za-z0-9_.\-]+)"\},"record":')
 
 
 @dataclass
@@ -122,7 +121,7 @@ def decode_batch(settings: Settings, clients: Clients, records: Sequence[Mapping
     return changes
 
 
-Rows = vector.Rows
+Rows = parquet.Rows
 
 
 @dataclass
@@ -146,36 +145,36 @@ def _payloads(settings: Settings, clients: Clients, records: Sequence[Mapping[st
               ) -> tuple[list[bytes], list[str | None], list[str], list[str]]:
     """(stream record JSON, envelope table or None, shard id, sequence number) per record.
 
-    The envelope is recognised by its bytes, so the record is never parsed here; claim
-    checks are fetched. Whatever is not plainly well formed raises vector.Unsupported: the
-    per-record path then decodes and quarantines it with the reason.
+    The envelope is recognised by its bytes (``lake.fanout.wire.split_envelope``), so the
+    record is never parsed here; claim checks are fetched. Whatever is not plainly well formed
+    raises Unsupported: the per-record path then decodes and quarantines it with the reason.
     """
     bodies: list[bytes] = []
     tables: list[str | None] = []
     shards: list[str] = []
     seqs: list[str] = []
-    match = _ENVELOPE.match
+    split = wire.split_envelope
     for rec in records:
         try:
             kin = rec["kinesis"]
             seq = kin["sequenceNumber"]
             data = base64.b64decode(kin["data"], validate=True)
         except (KeyError, TypeError, ValueError, binascii.Error):
-            raise vector.Unsupported("a Kinesis record without sequence number or base64 data") from None
+            raise Unsupported("a Kinesis record without sequence number or base64 data") from None
         if type(seq) is not str:
-            raise vector.Unsupported("a Kinesis record without sequence number")
-        m = match(data)
-        if m is not None and data.endswith(b"}"):
-            bodies.append(data[m.end():-1])
-            tables.append(m.group(1).decode())
-        elif data.startswith(b'{"lake"'):
+            raise Unsupported("a Kinesis record without sequence number")
+        ours = split(data)
+        if ours is not None:
+            tables.append(ours[0])
+            bodies.append(ours[1])
+        elif wire.has_envelope(data):
             table, body = _other_envelope(settings, clients, data, rec)
             bodies.append(body)
             tables.append(table)
         else:
             bodies.append(data)
             tables.append(None)
-        shards.append(str(rec.get("eventID", "")).split(":", 1)[0] or "shardId-unknown")
+        shards.append(shard_id(rec))
         seqs.append(seq)
     return bodies, tables, shards, seqs
 
@@ -189,7 +188,7 @@ def _other_envelope(settings: Settings, clients: Clients, data: bytes, rec: Mapp
             return got.table, orjson.dumps(_fetch_claim(settings, clients, got))
         return got[0], orjson.dumps(got[1])
     except (orjson.JSONDecodeError, LakeError) as e:
-        raise vector.Unsupported(f"envelope: {e}") from None
+        raise Unsupported(f"envelope: {e}") from None
 
 
 def convert_batch(settings: Settings, clients: Clients, records: Sequence[Mapping[str, Any]],
@@ -198,8 +197,8 @@ def convert_batch(settings: Settings, clients: Clients, records: Sequence[Mappin
     record (which quarantines what cannot be decoded). Both give the same tables."""
     if len(records) >= COLUMNAR_MIN_RECORDS:
         try:
-            converted = vector.convert(*_payloads(settings, clients, records))
-        except vector.Unsupported as e:
+            converted = columnar.convert(*_payloads(settings, clients, records))
+        except Unsupported as e:
             log.info("batch of %d records takes the per-record path: %s", len(records), e)
         else:
             result.duplicates += converted.duplicates
@@ -248,13 +247,13 @@ def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result:
     found: list[HistorySchema | None] = []
 
     def lookup() -> HistorySchema:
-        # called by vector.encode once the changes files are being written: the Glue round
+        # called by parquet.encode once the changes files are being written: the Glue round
         # trips overlap that work
         catalog.ensure_changes_table(lake_catalog, settings)
         found.append(catalog.history_schema(lake_catalog, name))
         return found[0] or HistorySchema()
 
-    encoded = vector.encode(part, lookup)
+    encoded = parquet.encode(part, lookup)
     existing = found[0]
     # changes
     for p in encoded.partitions:

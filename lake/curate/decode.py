@@ -1,5 +1,6 @@
 """Decode Kinesis records (our fan-out envelope or native Kinesis Data Streams for DynamoDB)
 into changes. Pure: no boto3; a claim check is returned as a pointer for the adapter to fetch.
+The fan-out's envelope and claim check are read by :mod:`lake.fanout.wire`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,21 @@ from typing import Any
 import orjson
 
 from lake.errors import MalformedRecordError
-from lake.records import EVENT_NAMES, canonical_keys, event_time_us, is_ttl_delete, key_string, table_name
+from lake.fanout import wire
+from lake.records import (
+    EVENT_NAMES,
+    JSON_NUMBER,
+    canonical_keys,
+    event_time_us,
+    is_ttl_delete,
+    key_string,
+    table_name,
+)
 
-SEQ_WIDTH = 64
-_US_PER_DAY = 86_400_000_000
+SEQ_WIDTH = 64  # sequence_number is zero-padded to this many digits (docs/CONTRACTS.md)
+US_PER_DAY = 86_400_000_000
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_JSON_NUMBER = re.compile(JSON_NUMBER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +93,19 @@ def _day(days: int) -> str:
 
 def day_of(us: int) -> str:
     """``YYYY-MM-DD`` (UTC) of an epoch-microsecond time."""
-    return _day(us // _US_PER_DAY)
+    return _day(us // US_PER_DAY)
+
+
+def shard_id(kinesis_record: Mapping[str, Any]) -> str:
+    """The shard of a Lambda Kinesis event record (its eventID is ``<shard>:<sequence number>``)."""
+    return str(kinesis_record.get("eventID", "")).split(":", 1)[0] or "shardId-unknown"
 
 
 def coordinates(kinesis_record: Mapping[str, Any]) -> Coordinates:
     """Shard and sequence number of a Lambda Kinesis event record."""
     kin = kinesis_record.get("kinesis") or {}
     seq = kin.get("sequenceNumber")
-    shard = str(kinesis_record.get("eventID", "")).split(":", 1)[0] or "shardId-unknown"
+    shard = shard_id(kinesis_record)
     if not isinstance(seq, str):
         raise MalformedRecordError("Kinesis record has no kinesis.sequenceNumber")
     return Coordinates(shard, seq)
@@ -113,21 +128,11 @@ def unwrap(doc: Any, coords: Coordinates) -> tuple[str, Mapping[str, Any]] | Cla
     record, or a bare DynamoDB stream record. Returns (table, stream record) or a ClaimRef."""
     if not isinstance(doc, Mapping):
         raise MalformedRecordError(f"payload is a JSON {type(doc).__name__}, not a DynamoDB change")
-    lake = doc.get("lake")
-    if isinstance(lake, Mapping):
-        table = lake.get("table")
-        if not isinstance(table, str) or not table:
-            raise MalformedRecordError("fan-out envelope without a table")
-        claim = lake.get("claim")
-        if isinstance(claim, Mapping):
-            try:
-                return ClaimRef(coords, table, str(claim["bucket"]), str(claim["key"]), str(claim["sha256"]))
-            except KeyError as e:
-                raise MalformedRecordError(f"claim check without {e}") from None
-        record = doc.get("record")
-        if not isinstance(record, Mapping):
-            raise MalformedRecordError("fan-out envelope without a record")
-        return table, record
+    ours = wire.read(doc)
+    if isinstance(ours, wire.Claim):
+        return ClaimRef(coords, ours.table, ours.bucket, ours.key, ours.sha256)
+    if ours is not None:
+        return ours
     if "dynamodb" in doc and ("tableName" in doc or "eventSourceARN" in doc):
         return table_name(doc), doc
     raise MalformedRecordError("payload is not a DynamoDB change (no dynamodb, tableName or envelope)")

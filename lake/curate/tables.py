@@ -204,7 +204,7 @@ def parquet_bytes(table: pa.Table) -> bytes:
     zstd, not snappy: on bench_convert's records zstd files are 2.3-2.6x smaller (changes
     0.68 vs 1.79 MB, history 0.49 vs 1.11 MB per 20k records) for ~20% more write time
     (changes 14.7 vs 11.0 ms); Athena bills and reads by the byte scanned, and the write runs
-    beside other work (vector.encode). Columns unique per change get no dictionary: it would
+    beside other work (parquet.encode). Columns unique per change get no dictionary: it would
     only be built and thrown away (a quarter of the write time of ``changes``). JSON text
     columns get no min/max statistics: no query prunes on them (~12% of the write time)."""
     sink = pa.BufferOutputStream()

@@ -4,6 +4,7 @@ Payload: ``{"lake": {"v": 1, "table": <t>}, "record": <the stream record, untouc
 (orjson), partition key ``lake.records.partition_key(table, keys)``. A record whose
 payload exceeds 1 MiB goes to S3 under ``<prefix>claims/<table>/<sha256>.json`` and
 Kinesis carries ``{"lake": {..., "claim": {"bucket", "key", "bytes", "sha256"}}, ...}``.
+Both are declared, written and read in :mod:`lake.fanout.wire`.
 
 Order under partial failures: each PutRecords request holds at most one record per key
 and a key's next record is sent only once the previous one is in the stream, so a
@@ -16,8 +17,9 @@ eventID), never a reordering of first occurrences. The consumer dedupes by event
 within a batch and views dedupe on ``event_id``.
 """
 
-from lake.fanout.plan import Entry, SendPlan, envelope
+from lake.fanout.plan import Entry, SendPlan
 from lake.fanout.publisher import FanoutOptions, FanoutResult, FaultInjectingKinesis, publish
+from lake.fanout.wire import envelope
 
 __all__ = ["Entry", "FanoutOptions", "FanoutResult", "FaultInjectingKinesis", "SendPlan", "envelope",
            "publish"]

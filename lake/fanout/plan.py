@@ -1,6 +1,7 @@
-"""Pure planning of the fan-out: envelopes, claim-check pointers, order-safe send waves.
+"""Pure planning of the fan-out: entries (payload and partition key) and order-safe send waves.
 
-No boto3 here. The publisher (``lake.fanout.publisher``) drives these with a Kinesis client.
+No boto3 here. The publisher (``lake.fanout.publisher``) drives these with a Kinesis client;
+the payloads' format (envelope, claim check) is :mod:`lake.fanout.wire`.
 
 Order argument (documented in the package docstring): a PutRecords request carries at
 most one record per item key, and a key's next record is sent only after the previous
@@ -10,17 +11,14 @@ later record of the same key, neither in the same request nor in a later one.
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
+from lake.fanout.wire import envelope
 from lake.records import partition_key, sequence_number, table_name
 
-ENVELOPE_VERSION = 1
 MAX_RECORD_BYTES = 1_048_576  # Kinesis: data + partition key of one record
 MAX_REQUEST_BYTES = 5 * 1_048_576  # Kinesis: one PutRecords request
 MAX_REQUEST_RECORDS = 500
@@ -40,36 +38,6 @@ class Entry:
     @property
     def size(self) -> int:
         return len(self.data) + len(self.partition_key.encode())
-
-
-def envelope(record: Mapping[str, Any], table: str) -> bytes:
-    """The Kinesis payload: the stream record untouched, inside a small envelope.
-
-    The table name is made explicit in the envelope and not added to the record, because
-    ``tableName`` at the top of a record marks the native Kinesis-for-DynamoDB format
-    (milliseconds) and would change how ``lake.records.event_time_us`` reads the time.
-    """
-    return orjson.dumps({"lake": {"v": ENVELOPE_VERSION, "table": table}, "record": record})
-
-
-def claim_key(prefix: str, table: str, data: bytes) -> str:
-    """Content-addressed S3 key of a claim check: a redelivered record overwrites itself."""
-    return f"{prefix}{table}/{hashlib.sha256(data).hexdigest()}.json"
-
-
-def claim_pointer(entry: Entry, bucket: str, key: str, record: Mapping[str, Any]) -> bytes:
-    """What travels in Kinesis instead of a record over 1 MB: where to fetch it."""
-    ddb = record.get("dynamodb") or {}
-    return orjson.dumps({
-        "lake": {
-            "v": ENVELOPE_VERSION, "table": entry.table,
-            "claim": {"bucket": bucket, "key": key, "bytes": len(entry.data),
-                      "sha256": hashlib.sha256(entry.data).hexdigest()},
-        },
-        # enough to identify the change without fetching the claim
-        "eventID": entry.event_id, "SequenceNumber": entry.sequence_number,
-        "eventSourceARN": record.get("eventSourceARN"), "Keys": ddb.get("Keys"),
-    })
 
 
 def make_entry(index: int, record: Mapping[str, Any]) -> Entry:

@@ -16,7 +16,8 @@ from typing import Any
 from lake.aws.clients import AWS_ERRORS, Clients, translate
 from lake.deadletter import Quarantined, quarantine
 from lake.errors import MalformedRecordError, TransientError
-from lake.fanout.plan import MAX_RECORD_BYTES, Entry, SendPlan, chunks, claim_key, claim_pointer, make_entry
+from lake.fanout.plan import MAX_RECORD_BYTES, Entry, SendPlan, chunks, make_entry
+from lake.fanout.wire import claim_key, claim_pointer
 from lake.settings import Settings
 
 log = logging.getLogger(__name__)

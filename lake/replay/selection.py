@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from lake.errors import ConfigError, MalformedRecordError
-from lake.records import EVENT_NAMES, datetime_to_us, key_string, us_to_datetime
+from lake.records import EVENT_NAMES, KEY_ASSIGN, KEY_SEPARATOR, datetime_to_us, key_parts, key_string, us_to_datetime
 
 _EPOCH = re.compile(r"^-?\d+(\.\d+)?$")
 
@@ -64,37 +64,19 @@ def normalise_key(text: str) -> str:
             return key_string(keys)
         except (orjson.JSONDecodeError, MalformedRecordError, TypeError, ValueError) as e:
             raise ConfigError(f"key {text!r}: not typed DynamoDB Keys JSON ({e})") from None
+    usage = f"key {text!r}: expected name=value[|name=value], e.g. 'pk=A|sk=1'"
     parts: dict[str, str] = {}
-    for part in _split_unescaped(s, "|"):
-        pieces = _split_unescaped(part, "=", 1)
-        if len(pieces) != 2 or not pieces[0].strip():
-            raise ConfigError(f"key {text!r}: expected name=value[|name=value], e.g. 'pk=A|sk=1'")
-        name, value = pieces[0].strip(), pieces[1]
-        if name in parts:
-            raise ConfigError(f"key {text!r}: attribute {name!r} given twice")
-        parts[name] = value
-    return "|".join(f"{n}={parts[n]}" for n in sorted(parts))
-
-
-def _split_unescaped(text: str, sep: str, maxsplit: int = -1) -> list[str]:
-    """Split on ``sep`` where it is not escaped by a backslash (escapes are kept in the parts)."""
-    out: list[str] = []
-    cur: list[str] = []
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if c == "\\" and i + 1 < len(text):
-            cur.append(text[i:i + 2])
-            i += 2
-            continue
-        if c == sep and (maxsplit < 0 or len(out) < maxsplit):
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(c)
-        i += 1
-    out.append("".join(cur))
-    return out
+    try:
+        for raw_name, value in key_parts(s):
+            name = raw_name.strip()
+            if not name:
+                raise ConfigError(usage)
+            if name in parts:
+                raise ConfigError(f"key {text!r}: attribute {name!r} given twice")
+            parts[name] = value
+    except ValueError:
+        raise ConfigError(usage) from None
+    return KEY_SEPARATOR.join(f"{n}{KEY_ASSIGN}{parts[n]}" for n in sorted(parts))
 
 
 def read_keys_file(path: str | Path) -> tuple[str, ...]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import gc
 import gzip
 import operator
-import re
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -37,28 +36,17 @@ from typing import Any, NamedTuple
 import orjson
 
 from lake.archive.keys import ForeignKeyError, RawObjectKey, partition_prefix, zone_prefix
+from lake.archive.line import MalformedLineError, fast_reader, split
 
 # replay only reads: any store of the door with list() and get() will do
 from lake.aws.storage import ObjectReader as ObjectStore
 from lake.errors import MalformedRecordError
+from lake.records import EVENT_NAMES
 from lake.replay.selection import Selection
 
-_LAKE_HEAD = b'{"lake":'
-_RECORD_SEP = b',"record":'
-# One line exactly as lake.archive.encode writes it: the envelope's fields in its order, then
-# the record. JSON strings hold no unescaped quote or newline, so the envelope cannot be
-# mistaken for anything inside a string, and the first ``,"record":`` ends it. Any other
-# non-blank line (another writer's field order, a torn line) matches the last alternative
-# instead, and the object is then read line by line.
-# A string's body as an unrolled loop (runs of plain bytes, then one escape): the regex engine
-# spends its time in tight character-class loops, not a branch per byte. Control characters
-# are not JSON inside a string: such a line is left to the line reader, which refuses it.
-_STR = rb'[^"\\\x00-\x1f]*+(?:\\.[^"\\\x00-\x1f]*+)*+'
-_ENVELOPE_LINE = re.compile(
-    rb'^(?:\{"lake":\{"table":"' + _STR + rb'","key":"(' + _STR + rb')","seq":"(\d++)","t":(-?\d++),'
-    rb'"event":"([A-Z]++)","id":"(' + _STR + rb')","ttl":(?:true|false)\},"record":(.*)\}\r?|(.+))$',
-    re.MULTILINE,
-)
+# The envelope fields a Change needs, read from every line of an object in one regex pass
+# (the table and shard come from the object's key).
+_LINES = fast_reader(("key", "seq", "t", "event", "id"))
 
 
 def position_key(table: str, shard: str) -> str:
@@ -109,19 +97,6 @@ def _discover_tables(store: ObjectStore, prefix: str) -> Iterator[str]:
         name = p[len(root):].rstrip("/")
         if name.startswith("table="):
             yield name[len("table="):]
-
-
-def split_line(line: bytes) -> tuple[dict[str, Any], bytes]:
-    """``(envelope, record bytes)`` of one raw line; the record is sliced, not parsed.
-
-    The contract (docs/CONTRACTS.md) puts the envelope first and guarantees that
-    ``,"record":`` first occurs where the record starts.
-    """
-    line = line.rstrip()
-    at = line.find(_RECORD_SEP)
-    if at < 0 or not line.startswith(_LAKE_HEAD) or not line.endswith(b"}"):
-        raise MalformedRecordError('raw line is not {"lake":{...},"record":{...}}')
-    return orjson.loads(line[8:at]), line[at + 10:-1]
 
 
 def fetch(store: ObjectStore, obj: RawObjectKey) -> bytes:
@@ -181,9 +156,10 @@ def read_object(
 
     This is the replay's hot path (benchmarks/bench_replay.py). Lines as the archiver
     writes them are read column-wise, every per-line step a C loop: one regex pass over the
-    object yields each envelope's fields and the record's bytes (never parsed, unless a
-    filter pattern needs it), ``map``/``compress`` convert and select, and ``Change`` tuples
-    are built by ``tuple.__new__`` over ``zip``. Anything else goes line by line."""
+    object (:func:`lake.archive.line.fast_reader`) yields each envelope's fields and the
+    record's bytes (never parsed, unless a filter pattern needs it), ``map``/``compress``
+    convert and select, and ``Change`` tuples are built by ``tuple.__new__`` over ``zip``.
+    Anything else goes line by line (:func:`lake.archive.line.split`)."""
     if body is None:
         body = fetch(store, obj)
     with gc_paused():  # many small tuples, no cycles: collections would only slow this down
@@ -191,8 +167,8 @@ def read_object(
         return out if out is not None else _read_lines(obj, body, selection, after)
 
 
-# The usual event names as shared str objects rather than one new str per line.
-_EVENT_TEXT = {name.encode(): name for name in ("INSERT", "MODIFY", "REMOVE")}
+# The event names as shared str objects rather than one new str per line.
+_EVENT_TEXT = {name.encode(): name for name in EVENT_NAMES}
 
 
 def _unescaped(values: list[str], raw: tuple[bytes, ...]) -> list[str]:
@@ -203,21 +179,19 @@ def _unescaped(values: list[str], raw: tuple[bytes, ...]) -> list[str]:
 def _read_columns(obj: RawObjectKey, body: bytes, selection: Selection,
                   after: Mapping[str, int] | None) -> list[Change] | None:
     """:func:`read_object` column-wise, or None when the object is not all archiver-shaped lines."""
-    rows = _ENVELOPE_LINE.findall(body)
-    if not rows:
-        return []  # blank lines at most
-    raw_keys, raw_seqs, raw_ts, raw_events, raw_ids, records, foreign = zip(*rows, strict=True)
-    if any(foreign):
+    read = _LINES.columns(body)
+    if read is None:
         return None
+    columns, records = read
+    if not records:
+        return []  # blank lines at most
+    raw_keys, raw_seqs, raw_ts, raw_ids = columns["key"], columns["seq"], columns["t"], columns["id"]
     try:
         keys = list(map(bytes.decode, raw_keys))
         ids = list(map(bytes.decode, raw_ids))
     except UnicodeDecodeError:
         return None  # the line-by-line path names the problem
-    try:
-        events = list(map(_EVENT_TEXT.__getitem__, raw_events))
-    except KeyError:  # not an event name the archiver writes: kept as it is (and never selected by name)
-        events = list(map(bytes.decode, raw_events))
+    events = list(map(_EVENT_TEXT.__getitem__, columns["event"]))  # (the reader matches only these names)
     try:
         if b"\\" in b"".join(raw_keys):
             keys = _unescaped(keys, raw_keys)
@@ -238,7 +212,7 @@ def _read_columns(obj: RawObjectKey, body: bytes, selection: Selection,
     pos = position_key(obj.table, obj.shard)
     floor = after.get(pos, -1) if after else -1
     since, until = selection.since_us, selection.until_us
-    n = len(rows)
+    n = len(records)
     masks: list[Iterator[bool]] = []
     if floor >= 0 and min(seqs) <= floor:
         masks.append(map(operator.lt, repeat(floor, n), seqs))
@@ -263,8 +237,8 @@ def _read_columns(obj: RawObjectKey, body: bytes, selection: Selection,
 
 def _read_lines(obj: RawObjectKey, body: bytes, selection: Selection,
                 after: Mapping[str, int] | None) -> list[Change]:
-    """:func:`read_object` one line at a time: any line the contract allows (blank lines,
-    another envelope field order), and the errors for those it does not."""
+    """:func:`read_object` one line at a time (:func:`lake.archive.line.split`): any line the
+    contract allows (blank lines, another envelope field order), and the errors for those it does not."""
     pos = position_key(obj.table, obj.shard)
     floor = after.get(pos, -1) if after else -1
     table, shard = obj.table, obj.shard
@@ -281,19 +255,18 @@ def _read_lines(obj: RawObjectKey, body: bytes, selection: Selection,
             line = line.rstrip()
             if not line:
                 continue
-        at = line.find(_RECORD_SEP)
-        if at < 0 or line[-1] != 125 or not line.startswith(_LAKE_HEAD):
-            raise MalformedRecordError(f'{obj.render()}: a line is not {{"lake":{{...}},"record":{{...}}}}')
         try:
-            env = loads(line[8:at])
+            env, rec = split(line)
+        except MalformedLineError as e:
+            raise MalformedRecordError(f"{obj.render()}: {e}") from None
+        try:
             seq = int(env["seq"])
             key, event, t = env["key"], env["event"], env["t"]
-        except (KeyError, TypeError, ValueError) as e:  # orjson.JSONDecodeError is a ValueError
-            raise MalformedRecordError(f"{obj.render()}: envelope {line[8:at][:200]!r}: {e}") from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise MalformedRecordError(f"{obj.render()}: envelope {str(env)[:200]!r}: {e}") from None
         if seq <= floor or (since is not None and t < since) or (until is not None and t >= until) \
                 or (keys is not None and key not in keys) or (names is not None and event not in names):
             continue
-        rec = line[at + 10:-1]
         if need_record and not record_ok(loads(rec)):
             continue
         append(make(Change, (t, seq, env.get("id") or "", key, event, table, shard, pos, rec)))

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from lake.archive.keys import RawObjectKey, decode_line, iter_object_lines, zone_prefix
+from lake.archive.keys import RawObjectKey, zone_prefix
 from lake.archive.summary import raw_summary
 from lake.aws.clients import Clients
 from lake.aws.provision import ensure_bucket
@@ -21,6 +21,7 @@ from lake.settings import Settings
 from lambdas import stream_archiver
 from tests.conftest import load_event
 from tests.events.factories import event, large_item, nested_item, stream_record
+from tests.raw_zone import decode_line, iter_object_lines
 
 
 @pytest.fixture

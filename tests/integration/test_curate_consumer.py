@@ -20,10 +20,10 @@ from lake.curate import curate, curated_summary
 from lake.curate.catalog import history_schema
 from lake.curate.columns import number_text
 from lake.fanout import publish
-from lake.fanout.readback import read_stream
 from lake.settings import Settings
 from tests.conftest import load_event
 from tests.integration.test_fanout_kinesis import stream_record
+from tests.kinesis_readback import read_stream
 
 BIG = "12345678901234567890123456789012345678"  # 38 digits
 

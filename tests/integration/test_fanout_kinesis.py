@@ -10,8 +10,8 @@ import orjson
 from lake.aws.clients import Clients
 from lake.aws.provision import ensure_bucket, ensure_kinesis
 from lake.fanout import FanoutOptions, FaultInjectingKinesis, publish
-from lake.fanout.readback import read_stream
 from lake.settings import Settings
+from tests.kinesis_readback import read_stream
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/{}/stream/2024-01-01T00:00:00.000"
 

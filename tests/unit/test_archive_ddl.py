@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlglot
 from sqlglot import exp
 
-from lake.archive.ddl import DDL_DIR, load_ddl, render_ddl
 from lake.settings import Settings
+from tests.athena_ddl import DDL_DIR, load_ddl, render_ddl
 
 
 def test_raw_changes_renders_and_parses() -> None:

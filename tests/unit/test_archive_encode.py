@@ -12,11 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
-from lake.archive.encode import check_attribute_map, encode_record, key_text, plan_batch
-from lake.archive.keys import decode_line, iter_object_lines, record_bytes
+from lake.archive.encode import check_attribute_map, plan_batch
 from lake.errors import MalformedRecordError
 from tests.conftest import load_event
 from tests.events.factories import T0, large_item, nested_item, stream_record
+from tests.raw_zone import build_objects, decode_line, encode_record, iter_object_lines, record_bytes
 
 
 def lines_of(plan_objects: Any) -> list[tuple[dict[str, Any], dict[str, Any]]]:
@@ -283,15 +283,15 @@ def test_random_image_corruptions_are_archived_and_the_walk_still_names_them() -
     ({"sk": {"N": "-1.5e3"}, "pk": {"S": "a|b"}}, "pk=a\\|b|sk=-1.5e3"),
     ({"pk": {"B": "AAE="}, "a": {"S": ""}}, "a=|pk=AAE="),
 ])
-def test_key_text_is_the_canonical_key_string(keys: dict[str, Any], text: str) -> None:
-    from lake.records import key_string
+def test_the_envelope_key_is_the_canonical_key_string(keys: dict[str, Any], text: str) -> None:
+    from lake.records import key_string, strict_key_string
 
-    assert key_text(keys) == key_string(keys) == text
+    assert strict_key_string(keys) == key_string(keys) == text
+    assert encode_record(stream_record(1, keys=keys)).line.startswith(
+        b'{"lake":{"table":"orders","key":' + orjson.dumps(text) + b',')
 
 
 def test_plan_batch_equals_encode_record_then_build_objects() -> None:
-    from lake.archive.encode import build_objects
-
     other = "arn:aws:dynamodb:us-east-1:123456789012:table/users/stream/2024-05-01T00:00:00.000"
     recs = load_event("ddbHourBoundary.json")["Records"] + [stream_record(9, arn=other), stream_record(3)]
     plan = plan_batch(recs, "pre/fix")
@@ -326,8 +326,7 @@ def test_records_without_a_stream_arn_are_still_archived(arn: Any, table: str, s
     {"pk": {"S": "back\\slash"}},
     {"p=k": {"S": "x"}, "sk": {"N": "1"}},
 ])
-def test_key_text_escapes_as_key_string(keys: dict) -> None:
-    from lake.archive.encode import key_text
-    from lake.records import key_string
+def test_strict_key_string_escapes_as_key_string(keys: dict) -> None:
+    from lake.records import key_string, strict_key_string
 
-    assert key_text(keys) == key_string(keys)
+    assert strict_key_string(keys) == key_string(keys)

@@ -1,4 +1,4 @@
-"""RawObjectKey renders and parses; the line helpers decode what the encoder writes."""
+"""RawObjectKey renders and parses; the test-side line helpers decode what the encoder writes."""
 
 from __future__ import annotations
 
@@ -8,17 +8,9 @@ from datetime import date
 import orjson
 import pytest
 
-from lake.archive.keys import (
-    ForeignKeyError,
-    MalformedLineError,
-    RawObjectKey,
-    decode_line,
-    iter_object_lines,
-    partition_prefix,
-    record_bytes,
-    shard_token,
-    zone_prefix,
-)
+from lake.archive.keys import ForeignKeyError, RawObjectKey, partition_prefix, shard_token, zone_prefix
+from lake.archive.line import MalformedLineError
+from tests.raw_zone import decode_line, iter_object_lines, record_bytes
 
 
 @pytest.mark.parametrize("prefix", ["", "lake", "/team/lake/"])

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import orjson
-
-from lake.fanout.plan import MAX_REQUEST_BYTES, Entry, SendPlan, chunks, envelope
-from lake.records import event_time_us
+from lake.fanout.plan import MAX_REQUEST_BYTES, Entry, SendPlan, chunks
 
 
 def entry(i: int, key: str, size: int = 10) -> Entry:
@@ -37,12 +34,3 @@ def test_chunks_respect_count_and_bytes() -> None:
     big = [entry(i, f"K{i}", size=1_000_000) for i in range(11)]
     assert all(sum(e.size for e in c) <= MAX_REQUEST_BYTES for c in chunks(big))
     assert sum(len(c) for c in chunks(big)) == 11
-
-
-def test_the_envelope_keeps_the_record_untouched_and_its_time_convention() -> None:
-    rec = {"eventID": "1", "eventName": "INSERT", "eventSourceARN": "arn", "dynamodb": {
-        "ApproximateCreationDateTime": 1_700_000_000, "SequenceNumber": "5", "Keys": {"pk": {"S": "a"}}}}
-    doc = orjson.loads(envelope(rec, "orders"))
-    assert doc["record"] == rec and doc["lake"]["table"] == "orders"
-    # tableName is not added to the record: it would make the seconds read as milliseconds
-    assert event_time_us(doc["record"]) == 1_700_000_000_000_000

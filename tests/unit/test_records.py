@@ -1,14 +1,25 @@
+import base64
+import random
+
 import pytest
 
 from lake.errors import MalformedRecordError
 from lake.records import (
+    KEY_VALUE_ESCAPES,
+    TTL_IDENTITY_TYPE,
+    TTL_PRINCIPAL,
     canonical_keys,
+    escape_key_name,
+    escape_key_value,
     event_time_us,
     is_ttl_delete,
+    is_ttl_identity,
+    key_parts,
     key_string,
     partition_key,
     sequence_number,
     sequence_sort_key,
+    strict_key_string,
     table_from_arn,
     table_name,
 )
@@ -91,3 +102,66 @@ def test_keys_that_would_collide_are_escaped_apart() -> None:
     b = key_string({"pk": {"S": "a"}, "sk": {"S": "c|sk=d"}})
     assert a != b and (a, b) == (r"pk=a\|sk=c|sk=d", r"pk=a|sk=c\|sk=d")
     assert key_string({"p=k": {"S": "x\\y"}}) == r"p\=k=x\\y"
+
+
+def _general_key_string(keys: dict) -> str:
+    """key_string as it was before its fast path: every name and value through the escapes."""
+    def text(av: dict) -> str:
+        ((tag, v),) = av.items()
+        if tag not in ("S", "N", "B"):
+            raise MalformedRecordError(tag)
+        return v if isinstance(v, str) else base64.b64encode(v).decode() if tag == "B" else str(v)
+
+    return "|".join(f"{escape_key_name(n)}={escape_key_value(text(keys[n]))}" for n in sorted(keys))
+
+
+def _random_keys(rng: random.Random) -> dict:
+    chars = "aZ09|=\\#é😀 "
+    keys = {}
+    for _ in range(rng.randint(1, 3)):
+        name = "".join(rng.choice(chars) for _ in range(rng.randint(1, 4)))
+        tag = rng.choice(["S", "S", "N", "B"])
+        value = {"S": "".join(rng.choice(chars) for _ in range(rng.randint(0, 5))),
+                 "N": rng.choice(["1", "-1.5e3", ".5", "1.", "12abc", "", "١"]),
+                 "B": rng.choice(["AAE=", "", "a|b", "A\\A=", "QUJD"])}[tag]
+        keys[name] = {tag: value}
+    return keys
+
+
+def test_the_fast_key_path_agrees_with_the_general_one() -> None:
+    rng = random.Random(5)
+    strict = 0
+    for _ in range(3000):
+        keys = _random_keys(rng)
+        fast = strict_key_string(keys)
+        assert key_string(keys) == _general_key_string(keys)
+        if fast is not None:
+            strict += 1
+            assert fast == key_string(keys)
+    assert 500 < strict < 2900  # both sides of the strict check are exercised
+    assert strict_key_string({"pk": {"N": "12abc"}}) is None and key_string({"pk": {"N": "12abc"}}) == "pk=12abc"
+    assert strict_key_string({"pk": {"B": "a|b"}}) is None and key_string({"pk": {"B": "a|b"}}) == r"pk=a\|b"
+    for bad in ({}, [], {"pk": "A"}, {"pk": {"S": 1}}, {"pk": {"SS": ["a"]}}, {1: {"S": "a"}}):
+        assert strict_key_string(bad) is None
+
+
+def test_escapes_are_one_table_applied_in_order() -> None:
+    assert KEY_VALUE_ESCAPES[0][0] == "\\"  # the escape character first: no escape is escaped again
+    text = "a\\|b=c|"
+    for special, escaped in KEY_VALUE_ESCAPES:
+        text = text.replace(special, escaped)
+    assert text == escape_key_value("a\\|b=c|") == "a\\\\\\|b=c\\|"
+    assert escape_key_name("a\\|b=c") == "a\\\\\\|b\\=c"
+
+
+def test_key_parts_read_what_key_string_writes() -> None:
+    rendered = key_string({"p=k": {"S": "a|b=c"}, "sk": {"S": "d\\e"}})
+    assert list(key_parts(rendered)) == [("p\\=k", "a\\|b=c"), ("sk", "d\\\\e")]
+    with pytest.raises(ValueError, match="name=value"):
+        list(key_parts("pk=A|junk"))
+
+
+def test_ttl_identity() -> None:
+    assert is_ttl_identity({"type": TTL_IDENTITY_TYPE, "principalId": TTL_PRINCIPAL})
+    assert not is_ttl_identity({"type": "User", "principalId": TTL_PRINCIPAL})
+    assert not is_ttl_identity(None) and not is_ttl_identity("Service")

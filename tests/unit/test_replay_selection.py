@@ -9,9 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from lake.archive.line import split
 from lake.errors import ConfigError
 from lake.replay import ReplayOptions, Selection, iter_batches, normalise_key, parse_time, read_keys_file
-from lake.replay.source import Change, split_line
+from lake.replay.source import Change
 from lake.replay.targets import LAMBDA_MAX_PAYLOAD, Target, _unique_key_chunks, event_payload, failed_from_response
 
 
@@ -100,7 +101,7 @@ def test_event_payload_splices_records_verbatim() -> None:
     assert event["Records"] == [orjson.loads(c.record) for c in changes]
     line = b'{"lake":{"table":"t","key":"pk=A","seq":"1","t":5,"event":"INSERT","id":"x","ttl":false},' \
            b'"record":{"a":"b\\",\\"record\\":","c":1}}\n'
-    env, rec = split_line(line)
+    env, rec = split(line)
     assert env["seq"] == "1" and orjson.loads(rec) == {"a": 'b","record":', "c": 1}
 
 

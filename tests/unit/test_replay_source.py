@@ -185,3 +185,11 @@ def test_frozen_heap_unfreezes_and_leaves_a_callers_freeze_alone(monkeypatch: py
     finally:
         monkeypatch.undo()
         gc.unfreeze()
+
+
+def test_records_placed_by_arrival_time_take_the_fast_path_too() -> None:
+    records = odd_history()[:4]
+    del records[1]["dynamodb"]["ApproximateCreationDateTime"]  # the envelope then ends with "tsrc"
+    for key, body in archived(records):
+        fast = _read_columns(key, body, Selection(), None)
+        assert fast is not None and fast == _read_lines(key, body, Selection(), None)

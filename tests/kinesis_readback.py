@@ -1,4 +1,4 @@
-"""Read the lake's Kinesis stream back as Lambda would deliver it (every shard, in order)."""
+"""Test helper: read the lake's Kinesis stream back as Lambda would deliver it (every shard, in order)."""
 
 from __future__ import annotations
 

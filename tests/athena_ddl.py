@@ -1,4 +1,7 @@
-"""Render the Athena DDL files with values from the settings (pure; no AWS).
+"""Test helper: render the Athena DDL files with values from the settings (pure; no AWS).
+
+Only the tests render DDL (``lake query`` renders views and queries with
+``lake.query.sqlfiles``), so this does not ship.
 
 The ``.sql`` files are the same text on AWS and locally; ``${name}`` placeholders
 that name a setting value are filled in here, and every other ``${...}`` is left
@@ -14,7 +17,7 @@ from pathlib import Path
 
 from lake.settings import Settings
 
-DDL_DIR = Path(__file__).resolve().parents[2] / "athena_queries" / "ddl"
+DDL_DIR = Path(__file__).resolve().parents[1] / "athena_queries" / "ddl"
 # Names Athena itself substitutes in storage.location.template: never ours.
 PROJECTION_NAMES = frozenset({"table", "dt", "hour", "table_name"})
 _SAFE = re.compile(r"^[A-Za-z0-9_.\-/:]*$")
