@@ -1,8 +1,8 @@
-"""Kinesis batch → Parquet in the curated zone + Glue. Composes the pure core and the doors.
+"""Kinesis batch → the curated zone's Iceberg tables. Composes the pure core and the doors.
 
-Files are named ``<shard>-<first-seq>.parquet`` (first Kinesis sequence number of the
-partition's rows in this batch, zero-padded) so a redelivered batch overwrites its files.
-One file per partition per batch and table (``changes`` and ``<table>_history``).
+Per source table of a batch: one commit to ``changes`` and one to its ``<stem>_history``
+(:mod:`lake.curate.commit`), holding only what the tables do not have yet, so a redelivered
+or re-split batch changes nothing twice (docs/adr/0003).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,21 +17,18 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from lake.aws.catalog import Committed, IcebergTables
 from lake.aws.clients import Clients
-from lake.curate import catalog, columnar, parquet
+from lake.curate import columnar, names
 from lake.curate.arrays import Unsupported
-from lake.curate.columns import ColumnType, arrow_type, widen_array
+from lake.curate.commit import Rows, commit_rows
 from lake.curate.decode import Change, ClaimRef, Coordinates, coordinates, decode, paused_gc, payload, shard_id, unwrap
 from lake.curate.tables import (
     HistoryBatch,
     HistorySchema,
     changes_table,
     history_table,
-    history_table_name,
-    parquet_bytes,
 )
 from lake.deadletter import Quarantined, quarantine
 from lake.errors import LakeError, MalformedRecordError, NotFoundError, TerminalError, TransientError
@@ -55,10 +51,9 @@ class CurateResult:
     rows: int = 0
     duplicates: int = 0
     quarantined: int = 0
-    files: list[str] = field(default_factory=list)
+    commits: list[Committed] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     added_columns: dict[str, list[str]] = field(default_factory=dict)
-    widened_columns: dict[str, list[str]] = field(default_factory=dict)
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         return {"batchItemFailures": [{"itemIdentifier": s} for s in self.failures]}
@@ -121,7 +116,6 @@ def decode_batch(settings: Settings, clients: Clients, records: Sequence[Mapping
     return changes
 
 
-Rows = parquet.Rows
 
 
 @dataclass
@@ -211,71 +205,13 @@ def convert_batch(settings: Settings, clients: Clients, records: Sequence[Mappin
     return [RecordRows(source, rows) for source, rows in by_table.items()]
 
 
-def _put(settings: Settings, clients: Clients, key: str, body: bytes) -> None:
-    clients.store(settings.bucket).put(key, body)
-
-
-def _rewrite_widened(settings: Settings, clients: Clients, name: str, schema: HistorySchema,
-                     widened: Mapping[str, ColumnType]) -> None:
-    """Rewrite the table's existing files with the widened columns in their new type (text,
-    or a numeric type cast exactly: bigint → decimal), so every reader (Athena, DuckDB,
-    pyarrow) sees one type per column. Widening is rare: once per column and type."""
-    prefix = f"{settings.zone_prefix('curated')}{name}/"
-    cols = {schema.columns[a].name: (old, schema.columns[a].type) for a, old in widened.items()}
-    store = clients.store(settings.bucket)
-    for key in store.list(prefix):
-        table = pq.read_table(io.BytesIO(store.get(key)))
-        changed = False
-        for col, (old, new) in cols.items():
-            i = table.schema.get_field_index(col)
-            target = arrow_type(new.glue)
-            if i < 0 or table.schema.field(i).type == target:
-                continue
-            column = table.column(i).combine_chunks()
-            table = table.set_column(i, col, widen_array(column, old) if target == pa.string()
-                                     else pc.cast(column, target))
-            changed = True
-        if changed:
-            store.put(key, parquet_bytes(table))
-
-
-def _write_table_batch(settings: Settings, clients: Clients, part: Rows, result: CurateResult) -> None:
-    lake_catalog = clients.catalog(settings.glue_database)
-    curated = settings.zone_prefix("curated")
-    source = part.source
-    name = history_table_name(source)
-    found: list[HistorySchema | None] = []
-
-    def lookup() -> HistorySchema:
-        # called by parquet.encode once the changes files are being written: the Glue round
-        # trips overlap that work
-        catalog.ensure_changes_table(lake_catalog, settings)
-        found.append(catalog.history_schema(lake_catalog, name))
-        return found[0] or HistorySchema()
-
-    encoded = parquet.encode(part, lookup)
-    existing = found[0]
-    # changes
-    for p in encoded.partitions:
-        key = f"{curated}changes/table_name={source}/dt={p.dt}/{p.file}"
-        _put(settings, clients, key, p.changes)
-        result.files.append(key)
-    catalog.add_partitions(lake_catalog, settings, catalog.CHANGES_TABLE, [[source, p.dt] for p in encoded.partitions])
-    # history: schema first (Glue), then files, so a reader never meets an unknown column
-    batch = encoded.history
-    if existing is None or batch.added or batch.widened or batch.schema.columns != existing.columns:
-        catalog.put_history_table(lake_catalog, settings, name, source, batch.schema, exists=existing is not None)
-    if batch.widened:
-        _rewrite_widened(settings, clients, name, batch.schema, batch.widened)
-        result.widened_columns.setdefault(name, []).extend(batch.widened)
-    if batch.added:
-        result.added_columns.setdefault(name, []).extend(batch.added)
-    for p in encoded.partitions:
-        key = f"{curated}{name}/dt={p.dt}/{p.file}"
-        _put(settings, clients, key, p.history)
-        result.files.append(key)
-    catalog.add_partitions(lake_catalog, settings, name, [[p.dt] for p in encoded.partitions])
-    result.rows += encoded.rows
+def _write_table_batch(tables: IcebergTables, part: Rows, result: CurateResult) -> None:
+    done = commit_rows(tables, part)
+    result.rows += done.rows
+    result.duplicates += done.duplicates
+    result.commits.extend(done.commits)
+    if done.added_columns:
+        result.added_columns.setdefault(names.history_table(part.source), []).extend(done.added_columns)
 
 
 def curate(settings: Settings, records: Sequence[Mapping[str, Any]],
@@ -287,10 +223,11 @@ def curate(settings: Settings, records: Sequence[Mapping[str, Any]],
     """
     clients = clients or Clients(settings)
     result = CurateResult()
+    tables = IcebergTables(settings, clients)
     for part in convert_batch(settings, clients, records, result):
         try:
             with paused_gc():
-                _write_table_batch(settings, clients, part, result)
+                _write_table_batch(tables, part, result)
         except (TransientError, NotFoundError) as e:
             rows = part.coordinates()
             log.warning("curating %s failed, reporting %d records for retry: %s", part.source, len(rows), e)

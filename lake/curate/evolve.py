@@ -10,8 +10,9 @@ sibling ``<column>__<family>`` of the batch's type. Nothing is cast lossily, not
 dropped, and every column keeps one type.
 
 Which attribute a column holds is recorded in table properties
-(``lake.attribute.<column>`` → attribute name), so names made safe (``Foo`` and ``foo``
-→ ``foo`` and ``foo_2``) and siblings map back to their attribute.
+(``lake.attribute.<column>`` → attribute name, ``lake.dynamodb-type.<column>`` → the
+DynamoDB type of its values), so names made safe (``Foo`` and ``foo`` → ``foo`` and
+``foo_2``) and siblings map back to their attribute.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 ATTRIBUTE_PROPERTY = "lake.attribute."
+DYNAMODB_TYPE_PROPERTY = "lake.dynamodb-type."
 SIBLING = "__"
 _UNSAFE = re.compile(r"[^a-z0-9_]")
 _INT64 = (-(2**63), 2**63 - 1)
@@ -78,8 +80,11 @@ class Placement:
     siblings: dict[str, str] = field(default_factory=dict)  # new sibling → the attribute it serves
 
 
-def place(batch: Mapping[str, pa.Array], table: TableColumns, reserved: frozenset[str] = frozenset()) -> Placement:
-    """Place each attribute's batch array (by attribute name) in the table's columns."""
+def place(batch: Mapping[str, pa.Array], table: TableColumns, reserved: frozenset[str] = frozenset(),
+          dynamodb_types: Mapping[str, str] | None = None) -> Placement:
+    """Place each attribute's batch array (by attribute name) in the table's columns; a new
+    column records its attribute and the DynamoDB type of its values (``dynamodb_types``,
+    by attribute: S, N, …, M, L, or ``mixed``), so a reader can turn its values back."""
     out = Placement()
     taken = set(table.types) | set(reserved)
     for attribute, array in batch.items():
@@ -103,6 +108,8 @@ def place(batch: Mapping[str, pa.Array], table: TableColumns, reserved: frozense
         out.columns[name] = remaining
         out.add_columns[name] = remaining.type
         out.properties[ATTRIBUTE_PROPERTY + name] = attribute
+        if dynamodb_types and attribute in dynamodb_types:
+            out.properties[DYNAMODB_TYPE_PROPERTY + name] = dynamodb_types[attribute]
     return out
 
 
@@ -114,10 +121,26 @@ def _unique(name: str, taken: set[str]) -> str:
     return candidate
 
 
+def same_type(a: pa.DataType, b: pa.DataType) -> bool:
+    """Equal as a table column: Arrow's large/view variants and list field names aside (Iceberg
+    reads strings back as ``large_string`` and names list items ``element``)."""
+    return _plain(a) == _plain(b)
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        return pa.binary()
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t):
+        return pa.list_(_plain(t.value_type))
+    return t
+
+
 def split(array: pa.Array, target: pa.DataType) -> tuple[pa.Array | None, pa.Array]:
     """(the values that ``target`` holds exactly, cast to it; the rest), each with nulls
     where the other has its values. ``None`` when ``target`` holds none of them."""
-    if array.type == target:
+    if same_type(array.type, target):
         return array, pa.nulls(len(array), array.type)
     if pa.types.is_int64(array.type) and pa.types.is_decimal(target) and target.precision - target.scale >= 19:
         return pc.cast(array, target), pa.nulls(len(array), array.type)

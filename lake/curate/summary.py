@@ -1,43 +1,44 @@
-"""What the curated zone holds, for ``lake demo``: rows per table and the Glue tables."""
+"""What the curated zone holds, for ``lake demo``: rows, files and snapshots per Iceberg table."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
-
+from lake.aws.catalog import IcebergTables
 from lake.aws.clients import Clients
-from lake.aws.storage import s3_filesystem
-from lake.curate.catalog import CHANGES_TABLE
+from lake.curate.names import CHANGES
+from lake.errors import NotFoundError
 from lake.settings import Settings
 
 
 @dataclass(frozen=True)
 class CuratedSummary:
-    """Rows in ``changes``, rows per ``<table>_history``, and the registered Glue tables."""
+    """Rows in ``changes``, rows per ``<stem>_history``, the catalog's tables, and per table
+    the data files and snapshots of its current state."""
 
     changes_rows: int
     history_rows: dict[str, int] = field(default_factory=dict)
     glue_tables: tuple[str, ...] = ()
-    partitions: dict[str, int] = field(default_factory=dict)
-
-
-def count_rows(settings: Settings, table: str, fs: pafs.S3FileSystem | None = None) -> int:
-    """Rows of a curated table, read from its Parquet files (0 when it has none)."""
-    fs = fs or s3_filesystem(settings)
-    base = f"{settings.bucket}/{settings.zone_prefix('curated')}{table}"
-    if fs.get_file_info(base).type == pafs.FileType.NotFound:
-        return 0
-    return int(ds.dataset(base, filesystem=fs, format="parquet", partitioning="hive").count_rows())
+    files: dict[str, int] = field(default_factory=dict)
+    snapshots: dict[str, int] = field(default_factory=dict)
 
 
 def curated_summary(settings: Settings, clients: Clients | None = None) -> CuratedSummary:
-    """Rows in ``changes``, rows per ``<table>_history`` and the Glue tables of the lake."""
-    catalog = (clients or Clients(settings)).catalog(settings.glue_database)
-    tables = sorted(t.name for t in catalog.list_tables())
-    parts = {t: len(catalog.list_partitions(t)) for t in tables}
-    fs = s3_filesystem(settings)
-    history = {t: count_rows(settings, t, fs) for t in tables if t.endswith("_history")}
-    changes = count_rows(settings, CHANGES_TABLE, fs) if CHANGES_TABLE in tables else 0
-    return CuratedSummary(changes, history, tuple(tables), parts)
+    """Read from each table's metadata (its current snapshot's summary): no data file is opened."""
+    tables = IcebergTables(settings, clients)
+    try:
+        names = tables.list()
+    except NotFoundError:
+        return CuratedSummary(0)
+    rows: dict[str, int] = {}
+    files: dict[str, int] = {}
+    snapshots: dict[str, int] = {}
+    for name in names:
+        table = tables.load(name)
+        current = table.current_snapshot()
+        totals = current.summary.additional_properties if current and current.summary else {}
+        rows[name] = int(totals.get("total-records", 0))
+        files[name] = int(totals.get("total-data-files", 0))
+        snapshots[name] = len(table.snapshots())
+    history = {n: r for n, r in rows.items() if n.endswith("_history")}
+    return CuratedSummary(rows.get(CHANGES, 0), history, tuple(names), files, snapshots)

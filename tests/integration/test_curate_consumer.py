@@ -7,19 +7,18 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import duckdb
 import orjson
-import pyarrow.dataset as ds
 import pytest
 
+from lake.aws.catalog import IcebergTables
 from lake.aws.clients import Clients
 from lake.aws.provision import ensure_bucket, ensure_glue_database, ensure_kinesis
-from lake.aws.storage import s3_filesystem
 from lake.curate import curate, curated_summary
-from lake.curate.catalog import history_schema
 from lake.curate.columns import number_text
+from lake.curate.evolve import ATTRIBUTE_PROPERTY, DYNAMODB_TYPE_PROPERTY
 from lake.fanout import publish
+from lake.query.local import LocalEngine
 from lake.settings import Settings
 from tests.conftest import load_event
 from tests.integration.test_fanout_kinesis import stream_record
@@ -59,11 +58,25 @@ def curate_all(settings: Settings, clients: Clients, shards: dict[str, list[dict
         assert res.failures == []
 
 
-def read_history(settings: Settings, table: str) -> list[dict]:
-    base = f"{settings.bucket}/{settings.zone_prefix('curated')}{table}"
-    rows = ds.dataset(base, filesystem=s3_filesystem(settings), format="parquet",
-                      partitioning="hive").to_table().to_pylist()
+def scan(settings: Settings, clients: Clients, table: str) -> list[dict]:
+    """Every row of a curated Iceberg table (pyiceberg's scan), by event id."""
+    rows = IcebergTables(settings, clients).scan(table).to_pylist()
     return sorted(rows, key=lambda r: r["event_id"])
+
+
+def read_history(settings: Settings, table: str) -> list[dict]:
+    return scan(settings, Clients(settings), table)
+
+
+def history_columns(settings: Settings, clients: Clients, table: str) -> dict[str, tuple[str, str]]:
+    """column → (attribute, DynamoDB type), as the table's properties record them."""
+    props = IcebergTables(settings, clients).load(table).properties
+    return {k[len(ATTRIBUTE_PROPERTY):]: (v, props.get(DYNAMODB_TYPE_PROPERTY + k[len(ATTRIBUTE_PROPERTY):], ""))
+            for k, v in props.items() if k.startswith(ATTRIBUTE_PROPERTY)}
+
+
+def column_types(settings: Settings, clients: Clients, table: str) -> dict[str, str]:
+    return {f.name: str(f.field_type) for f in IcebergTables(settings, clients).load(table).schema().fields}
 
 
 ALL_TYPES = {
@@ -77,14 +90,13 @@ ALL_TYPES = {
 }
 
 
-def to_dynamodb(row: dict, schema: Any) -> dict[str, Any]:
-    """A history row back to DynamoDB typed values, by the Glue column types."""
+def to_dynamodb(row: dict, columns: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """A history row back to DynamoDB typed values, by the columns' recorded DynamoDB types."""
     item: dict[str, Any] = {}
-    for attr, col in schema.columns.items():
-        v = row.get(col.name)
+    for name, (attr, t) in columns.items():
+        v = row.get(name)
         if v is None:
             continue
-        t = col.type.ddb
         if t == "N":
             item[attr] = {"N": number_text(v)}
         elif t == "NS":
@@ -103,21 +115,17 @@ def to_dynamodb(row: dict, schema: Any) -> dict[str, Any]:
 def test_every_type_round_trips_through_kinesis_and_parquet(lake: Settings, clients: Clients) -> None:
     rec = stream_record(1, "T", new=ALL_TYPES, event="INSERT")
     curate_all(lake, clients, through_kinesis(lake, clients, [rec]))
-    schema = history_schema(clients.catalog(lake.glue_database), "orders_history")
-    assert schema is not None
-    glue = {a: c.type.glue for a, c in schema.columns.items()}
-    assert glue["n_int"] == "bigint" and glue["n_big"] == "decimal(38,0)" and glue["n_dec"] == "decimal(38,18)"
-    assert glue["ns"] == "array<decimal(38,0)>" and glue["bs"] == "array<binary>" and glue["m"] == "string"
-    assert "nothing" not in glue  # only ever NULL: no column yet; changes.new_image keeps it
+    types = column_types(lake, clients, "orders_history")
+    assert types["n_int"] == "long" and types["n_big"] == "decimal(38, 0)" and types["n_dec"] == "decimal(38, 18)"
+    assert types["ns"] == "list<decimal(38, 0)>" and types["bs"] == "list<binary>" and types["m"] == "string"
+    assert "nothing" not in types  # only ever NULL: no column yet; changes.new_image keeps it
     (row,) = read_history(lake, "orders_history")
-    back = to_dynamodb(row, schema)
+    back = to_dynamodb(row, history_columns(lake, clients, "orders_history"))
     expected = {k: v for k, v in rec["dynamodb"]["NewImage"].items() if k != "nothing"}
     assert back == expected
     assert row["n_big"] == Decimal(BIG)
     # the changes table: plain JSON with exact numbers and the NULL attribute
-    base = f"{lake.bucket}/{lake.zone_prefix('curated')}changes"
-    (ch,) = ds.dataset(base, filesystem=s3_filesystem(lake), format="parquet",
-                       partitioning="hive").to_table().to_pylist()
+    (ch,) = scan(lake, clients, "changes")
     assert f'"n_big":{BIG}' in ch["new_image"] and orjson.loads(ch["new_image"])["nothing"] is None
     assert ch["table_name"] == "orders" and ch["dt"] == "2023-11-14" and ch["event_name"] == "INSERT"
     assert ch["source_sequence_number"] == rec["dynamodb"]["SequenceNumber"]
@@ -130,9 +138,7 @@ def test_native_kinesis_data_streams_for_dynamodb_records(lake: Settings, client
     payloads = load_event("kinesis/kds_for_dynamodb_payloads.json")
     res = curate(lake, event["Records"], clients)
     assert res.failures == [] and res.rows == 3
-    base = f"{lake.bucket}/{lake.zone_prefix('curated')}changes"
-    rows = ds.dataset(base, filesystem=s3_filesystem(lake), format="parquet",
-                      partitioning="hive").to_table().to_pylist()
+    rows = scan(lake, clients, "changes")
     by_id = {r["event_id"]: r for r in rows}
     us = [int(r["event_time"].timestamp() * 1_000_000) for r in (by_id[p["eventID"]] for p in payloads)]
     assert abs(us[0] - 1721011165891550) <= 1  # MICROSECOND precision
@@ -143,51 +149,70 @@ def test_native_kinesis_data_streams_for_dynamodb_records(lake: Settings, client
     assert by_id[payloads[1]["eventID"]]["changed_attributes"] == ["status"]
     hist = read_history(lake, "flight_history")
     assert [r["seats"] for r in hist] == [214, 214, 214]
-    # redelivery of the same batch overwrites its files instead of adding rows
+    # redelivery of the same batch commits nothing: each change is in each table once
     again = curate(lake, event["Records"], clients)
-    assert sorted(again.files) == sorted(res.files)
+    assert again.failures == [] and again.rows == 0 and again.duplicates == 3
     assert curated_summary(lake, clients).history_rows["flight_history"] == 3
+    assert len(scan(lake, clients, "changes")) == 3
 
 
-def test_schema_evolution_and_type_widening_across_batches(
-        lake: Settings, clients: Clients, wr: Any) -> None:
+def data_files(settings: Settings, clients: Clients, table: str) -> dict[str, str]:
+    """Each data file of a table's current snapshot → its S3 ETag (a rewrite changes both)."""
+    t = IcebergTables(settings, clients).load(table)
+    out = {}
+    for task in t.scan().plan_files():
+        bucket, _, key = task.file.file_path.removeprefix("s3://").partition("/")
+        out[task.file.file_path] = clients.s3.head_object(Bucket=bucket, Key=key)["ETag"]
+    return out
+
+
+def test_schema_evolution_never_rewrites_a_data_file(lake: Settings, clients: Clients) -> None:
     first = [stream_record(i, f"K{i}", new={"qty": {"N": str(i)}, "price": {"N": "1.5"}, "cost": {"N": "10"}})
              for i in range(4)]
     curate_all(lake, clients, through_kinesis(lake, clients, first))
-    s1 = history_schema(clients.catalog(lake.glue_database), "orders_history")
-    assert s1 is not None and s1.columns["qty"].type.glue == "bigint"
-    assert s1.columns["price"].type.glue == "decimal(38,18)" and s1.columns["cost"].type.glue == "bigint"
+    types = column_types(lake, clients, "orders_history")
+    assert types["qty"] == "long" and types["price"] == "decimal(38, 18)" and types["cost"] == "long"
+    before = {t: data_files(lake, clients, t) for t in ("orders_history", "changes")}
     second = [stream_record(10, "K0", new={"qty": {"S": "lots"}, "price": {"N": "2.5"}, "cost": {"N": "10.25"},
                                            "colour": {"S": "red"}, "Event_ID": {"S": "clash"}}),
-              stream_record(11, "K1", new={"price": {"N": "0.1234567890123456789"}})]
+              stream_record(11, "K1", new={"price": {"N": "0.1234567890123456789"}, "cost": {"N": "7"}})]
     curate_all(lake, clients, through_kinesis(lake, clients, second))
-    s2 = history_schema(clients.catalog(lake.glue_database), "orders_history")
-    assert s2 is not None
-    assert s2.columns["colour"].type.glue == "string"  # new attribute → new column
-    assert s2.columns["qty"].type.glue == "string" and s2.columns["qty"].type.ddb == "mixed"
-    assert s2.columns["price"].type.glue == "string"  # 19 fraction digits do not fit decimal(38,18)
-    assert s2.columns["cost"].type.glue == "decimal(38,18)"  # bigint meets 10.25: widened, old files cast
-    assert s2.columns["Event_ID"].name == "attr_event_id"  # never shadows a metadata column
+    types = column_types(lake, clients, "orders_history")
+    assert types["colour"] == "string"  # a new attribute: a new column
+    # no column changed type; values another type holds went to siblings
+    assert types["qty"] == "long" and types["qty__string"] == "string"
+    assert types["price"] == "decimal(38, 18)" and types["price__decimal_19"] == "decimal(38, 19)"
+    assert types["cost"] == "long" and types["cost__decimal"] == "decimal(38, 18)"
+    assert history_columns(lake, clients, "orders_history")["attr_event_id"] == ("Event_ID", "S")
+    assert history_columns(lake, clients, "orders_history")["cost__decimal"] == ("cost", "N")
     rows = read_history(lake, "orders_history")
-    assert [r["qty"] for r in rows] == ["0", "1", "2", "3", "lots", None]
-    assert [r["price"] for r in rows] == ["1.5"] * 4 + ["2.5", "0.1234567890123456789"]
-    assert [r["cost"] for r in rows] == [Decimal(10)] * 4 + [Decimal("10.25"), None]
-    # three readers, one answer: Glue + awswrangler, DuckDB over pyarrow, pyarrow
-    session = boto3.Session(**lake.boto3_session_kwargs())
-    # files written before a column was added lack it: readers unify schemas (Athena does too)
+    assert [r["qty"] for r in rows] == [0, 1, 2, 3, None, None]
+    assert [r["qty__string"] for r in rows] == [None] * 4 + ["lots", None]
+    assert [r["price"] for r in rows] == [Decimal("1.5")] * 4 + [Decimal("2.5"), None]
+    assert rows[5]["price__decimal_19"] == Decimal("0.1234567890123456789")
+    assert [r["cost"] for r in rows] == [10] * 4 + [None, 7]  # an integer still fits the bigint column
+    assert rows[4]["cost__decimal"] == Decimal("10.25")
+    # every data file of the first batch is still there, unchanged: nothing was rewritten
+    for table, files in before.items():
+        after = data_files(lake, clients, table)
+        assert {f: after.get(f) for f in files} == files
+        assert len(after) > len(files)
+
+
+def test_three_readers_one_answer(lake: Settings, clients: Clients) -> None:
+    recs = [stream_record(i, f"K{i % 3}", new={"v": {"N": f"{i}.25"}, "tag": {"S": f"t{i}"}}) for i in range(9)]
+    curate_all(lake, clients, through_kinesis(lake, clients, recs[:5]))
+    late = [*recs[5:], stream_record(20, "X", new={"n": {"N": "1"}})]
+    curate_all(lake, clients, through_kinesis(lake, clients, late))
+    engine = LocalEngine(lake, clients)
     for table in ("orders_history", "changes"):
-        df = wr.s3.read_parquet_table(table=table, database=lake.glue_database, boto3_session=session,
-                                      validate_schema=False)
-        base = f"{lake.bucket}/{lake.zone_prefix('curated')}{table}"
-        dataset = ds.dataset(base, filesystem=s3_filesystem(lake), format="parquet", partitioning="hive")
-        arrow_ids = sorted(dataset.to_table().column("event_id").to_pylist())
-        duck_ids = [r[0] for r in duckdb.connect().execute(
-            "select event_id from dataset order by event_id").fetchall()]
-        assert sorted(df["event_id"].tolist()) == arrow_ids == duck_ids
-        assert len(arrow_ids) == 6
-    df = wr.s3.read_parquet_table(table="orders_history", database=lake.glue_database, boto3_session=session,
-                                  validate_schema=False)
-    assert sorted(df["qty"].dropna().tolist()) == ["0", "1", "2", "3", "lots"]
+        arrow = IcebergTables(lake, clients).scan(table)
+        by_pyiceberg = sorted(arrow.column("event_id").to_pylist())
+        by_duckdb = [r[0] for r in duckdb.connect().execute("select event_id from arrow order by 1").fetchall()]
+        by_lake_query = engine.query(f"SELECT event_id FROM {table} ORDER BY 1").column(0).to_pylist()
+        assert by_pyiceberg == by_duckdb == by_lake_query and len(by_pyiceberg) == 10
+    got = engine.query("SELECT tag, v FROM orders_history WHERE v IS NOT NULL ORDER BY event_id").to_pylist()
+    assert got == [{"tag": f"t{i}", "v": Decimal(f"{i}.25")} for i in range(9)]
 
 
 def test_bad_records_are_quarantined_with_coordinates_and_duplicates_dropped(
@@ -209,6 +234,7 @@ def test_bad_records_are_quarantined_with_coordinates_and_duplicates_dropped(
               for o in objs]
     assert sorted(b["coordinates"]["sequence_number"] for b in bodies) == ["999991", "999992"]
     assert all(b["coordinates"]["shard_id"] == shard and b["reason"] for b in bodies)
+    assert len(scan(lake, clients, "changes")) == 3 and len(scan(lake, clients, "orders_history")) == 3
 
 
 def test_claim_checks_are_resolved_by_the_consumer(lake: Settings, clients: Clients) -> None:
@@ -223,10 +249,18 @@ def test_storage_errors_become_batch_item_failures(lake: Settings, clients: Clie
 
     shards = through_kinesis(lake, clients, [stream_record(i, "A") for i in range(2)])
     (recs,) = shards.values()
-    broken = lake.replace(glue_database="no_such_database")
-    res = curate(broken, recs, clients)
+    def throttled(**_: Any) -> None:
+        error = {"Code": "ThrottlingException", "Message": "Rate exceeded"}
+        raise clients.glue.exceptions.ThrottlingException({"Error": error}, "GetTable")
+
+    clients.glue.meta.events.register("before-call.glue.GetTable", throttled)
+    try:
+        res = curate(lake, recs, clients)
+    finally:
+        clients.glue.meta.events.unregister("before-call.glue.GetTable", throttled)
     assert sorted(res.failures) == sorted(r["kinesis"]["sequenceNumber"] for r in recs)
     assert lambda_handler({"Records": recs}) == {"batchItemFailures": []}
+    assert len(scan(lake, clients, "changes")) == 2
 
 
 def test_large_batches_take_the_columnar_path_and_fall_back_for_bad_records(
@@ -250,6 +284,7 @@ def test_large_batches_take_the_columnar_path_and_fall_back_for_bad_records(
                                    "sequenceNumber": "999999"}}
     with caplog.at_level("INFO", logger="lake.curate.consumer"):
         again = curate(lake, [*shard, bad], clients)
-    assert again.failures == [] and again.quarantined == 1 and again.duplicates == 0
+    assert again.failures == [] and again.quarantined == 1
     assert "per-record path" in caplog.text
-    assert sorted(again.files) == sorted(res.files)  # same rows, same files: overwritten
+    assert again.rows == 0 and again.duplicates == n + 1  # all there already: nothing committed twice
+    assert len(read_history(lake, "orders_history")) == n + 1

@@ -75,3 +75,10 @@ def test_family_names() -> None:
 def test_align_fills_missing_columns_with_nulls() -> None:
     t = align({"a": pa.array([1])}, ["a", "b"], 1, {"a": pa.int64(), "b": pa.string()})
     assert t.column_names == ["a", "b"] and t.column("b").to_pylist() == [None]
+
+
+def test_large_and_view_variants_are_the_same_column_type() -> None:
+    # Iceberg schemas come back from pyiceberg as large_string and list<element: …>
+    got = place({"s": pa.array(["a"]), "l": pa.array([["x"]])},
+                table(s=pa.large_string(), l=pa.large_list(pa.field("element", pa.large_string()))))
+    assert got.add_columns == {} and set(got.columns) == {"s", "l"}
