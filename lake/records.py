@@ -17,6 +17,7 @@ epoch** (Arrow ``timestamp("us", "UTC")``).
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -245,8 +246,14 @@ def strict_key_string(keys: Any) -> str | None:
                 val = escape_key_value(val)
         elif not ((tag == "N" and _n_literal(val)) or (tag == "B" and _base64(val))):
             return None  # (a number literal or base64 never holds a character to escape)
-        parts.append(f"{escape_key_name(name) if _NAME_NEEDS_ESCAPE(name) else name}{KEY_ASSIGN}{val}")
+        parts.append(_key_prefix(name) + val)
     return parts[0] if len(parts) == 1 else KEY_SEPARATOR.join(parts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_prefix(name: str) -> str:
+    # ``name=``, escaped: a table's key names are few and every record repeats them
+    return (escape_key_name(name) if _NAME_NEEDS_ESCAPE(name) else name) + KEY_ASSIGN
 
 
 def key_string(keys: Mapping[str, Any]) -> str:

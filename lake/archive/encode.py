@@ -273,7 +273,8 @@ def envelope(record: Any) -> tuple[dict[str, Any], date, int, str]:
         raise MalformedRecordError(f"dynamodb.SequenceNumber {seq!r} is not ASCII decimal")
     if len(seq) > SEQ_DIGITS and len(seq.lstrip("0")) > SEQ_DIGITS:
         raise MalformedRecordError(f"dynamodb.SequenceNumber has more than {SEQ_DIGITS} digits")
-    table, shard = _source(record.get("eventSourceARN"))
+    arn = record.get("eventSourceARN")
+    table, shard = _source_of(arn) if type(arn) is str else _source(arn)  # (the usual case: one call)
     event = record.get("eventName")
     if type(event) is not str or event not in _EVENT_NAMES:
         raise MalformedRecordError(f"eventName {event!r} is not one of {', '.join(EVENT_NAMES)}")

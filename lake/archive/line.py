@@ -160,7 +160,10 @@ def fast_reader(capture: Iterable[str]) -> FastReader:
     optional: list[bytes] = []
     for i, f in enumerate(FIELDS):
         member = (b"," if i else b"") + b'"' + f.name.encode() + b'":' + _value(f, f.name in wanted)
-        (optional if f.optional else required).append(b"(?:" + member + b")?" if f.optional else member)
+        if f.optional:
+            optional.append(b"(?:" + member + b")?")
+        else:
+            required.append(member)
     # The envelope's end: at once (the usual line: tried first, so the optional fields cost
     # nothing there), or after whichever optional fields are present.
     end = rb"(?:\}|" + b"".join(optional) + rb"\})" if optional else rb"\}"
