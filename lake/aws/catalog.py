@@ -1,11 +1,12 @@
 """The catalog door: every Glue Data Catalog call, and the one Glue ↔ Arrow type map.
 
-The stages never call Glue themselves: they hold a :class:`GlueCatalog` of one database
-(``Clients.catalog(database)``), whose surface stays small on purpose (``ensure_database``,
-``get_table``, ``put_table``, ``add_partitions``, ``list_tables``, ``list_partitions``) so
-its insides can become an Iceberg catalog without the stages noticing. What a table
-*is* (columns, comments, SerDe, location) is decided by the stage that owns it
-(``lake.curate.catalog``); this module only stores and reads it.
+The stages never call Glue themselves. The curated zone's tables are Apache Iceberg
+(:class:`IcebergTables`, docs/adr/0003: pyiceberg's Glue catalog over the same injected
+client); plain Glue tables (the raw zone's, Hive Parquet tables a user registered) go
+through :class:`GlueCatalog` of one database (``Clients.catalog(database)``), whose
+surface stays small: ``ensure_database``, ``get_table``, ``put_table``,
+``add_partitions``, ``list_tables``. What a table *is* is decided by the stage that owns
+it; this module only stores and reads it.
 
 Types: a Glue column type is Hive DDL text (``array<struct<a:int>>``, ``decimal(38,18)``),
 parsed by sqlglot's Hive type parser. ``timestamp`` is the lake's one time convention
@@ -167,14 +168,6 @@ def _format_of(storage: Mapping[str, Any]) -> str:
     return hints.strip() or "unknown"
 
 
-@dataclass(frozen=True)
-class Partition:
-    """A registered partition: its values (in partition-key order) and location."""
-
-    values: tuple[str, ...]
-    location: str
-
-
 # -- the door ------------------------------------------------------------------------------
 
 class GlueCatalog:
@@ -255,16 +248,6 @@ class GlueCatalog:
                     for t in page.get("TableList", [])]
         except (ClientError, BotoCoreError) as e:
             raise translate(e, "Glue database", self.database) from e
-
-    def list_partitions(self, table: str) -> list[Partition]:
-        """The partitions registered for ``table``."""
-        try:
-            return [Partition(tuple(p.get("Values") or ()), str((p.get("StorageDescriptor") or {}).get("Location")
-                                                                 or ""))
-                    for page in self._pages("get_partitions", DatabaseName=self.database, TableName=table)
-                    for p in page.get("Partitions", [])]
-        except (ClientError, BotoCoreError) as e:
-            raise translate(e, "Glue table", f"{self.database}.{table}") from e
 
     def _pages(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         yield from self.glue.get_paginator(operation).paginate(**kwargs)

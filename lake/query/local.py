@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 import pyarrow.dataset as ds
 from pyarrow import fs as pafs
 from sqlglot import exp
 
+from lake.archive import line as line_format
 from lake.aws.catalog import CatalogTable, IcebergTables
 from lake.aws.clients import Clients
 from lake.aws.storage import s3_filesystem
@@ -37,7 +37,8 @@ from lake.settings import Settings
 log = logging.getLogger(__name__)
 
 RAW_TABLE = "raw_changes"
-_RECORD_MARK = b',"record":'
+# the raw line's envelope fields (lake.archive.line.FIELDS) as Athena's struct sees them
+_ENVELOPE_ARROW = {"string": pa.string(), "digits": pa.string(), "integer": pa.int64(), "boolean": pa.bool_()}
 
 # DuckDB renders a member by re-serialising it, which can round a non-integer number
 # (through a double) or drop a trailing zero. Its text is kept when it provably equals
@@ -297,18 +298,18 @@ class LocalEngine:
             for line in body.splitlines():
                 if not line.strip():
                     continue
-                lake, record = split_raw_line(line)
+                try:
+                    lake, record = line_format.split(line)
+                except line_format.MalformedLineError as e:
+                    raise QueryError(f"raw object s3://{info.path}: {e}") from None
                 columns["lake"].append(lake)
-                columns["record"].append(record)
+                columns["record"].append(record.decode())
                 columns["table"].append(parts.get("table"))
                 columns["dt"].append(parts.get("dt"))
                 hour = parts.get("hour")
                 columns["hour"].append(int(hour) if hour and hour.isdigit() else None)
                 columns["filename"].append(f"s3://{info.path}")
-        lake_type = pa.struct([
-            ("table", pa.string()), ("key", pa.string()), ("seq", pa.string()), ("t", pa.int64()),
-            ("event", pa.string()), ("id", pa.string()), ("ttl", pa.bool_()),
-        ])
+        lake_type = pa.struct([(f.name, _ENVELOPE_ARROW[f.kind]) for f in line_format.FIELDS])
         arrow = pa.table({
             "lake": pa.array(columns["lake"], lake_type),
             "record": pa.array(columns["record"], pa.string()),
@@ -376,23 +377,6 @@ class LocalEngine:
 def _at(node: exp.Expression) -> str:
     pos = dialect.position(node)
     return f" at {pos}" if pos else ""
-
-
-def split_raw_line(line: bytes) -> tuple[dict[str, Any], str]:
-    """A raw-zone line → (the lake envelope, the stream record's JSON text).
-
-    The contract puts ``,"record":`` first exactly where the record starts, so the
-    record's text is sliced, never re-serialised.
-    """
-    line = line.rstrip()
-    cut = line.find(_RECORD_MARK)
-    if cut < 0 or not line.endswith(b"}"):
-        raise QueryError(f"raw line is not {{\"lake\":...,\"record\":...}}: {line[:80]!r}")
-    envelope = orjson.loads(line[:cut] + b"}")
-    lake = envelope.get("lake")
-    if not isinstance(lake, dict):
-        raise QueryError(f"raw line has no lake envelope: {line[:80]!r}")
-    return lake, line[cut + len(_RECORD_MARK):-1].decode()
 
 
 def demo_tables(settings: Settings, clients: Clients | None = None, limit: int = 5) -> dict[str, pa.Table]:

@@ -24,7 +24,7 @@ from lake.replay.source import (
     ObjectStore,
     ReadStats,
     iter_change_chunks,
-    list_objects,
+    select_objects,
 )
 from lake.replay.targets import LAMBDA_MAX_RECORDS, Sender, Target, event_payload, open_sender
 from lake.settings import Settings
@@ -258,7 +258,7 @@ def _replay(
         log.info("checkpoint %s: that replay already completed; sending only newer changes", cp_path)
     use_checkpoint = options.checkpoint and not options.dry_run
 
-    objects = list_objects(store, settings.prefix, selection)
+    objects = select_objects(store, settings.prefix, selection)
     for table in sorted(set(selection.tables) - {o.table for o in objects}):
         log.warning("no archived changes of table %r match the selection (a typo? archived tables are "
                     "the raw/table=... folders of s3://%s)", table, settings.bucket)

@@ -72,7 +72,7 @@ class Change(NamedTuple):
                 "event_id": self.id, "key": self.key, "event_name": self.event}
 
 
-def list_objects(store: ObjectStore, prefix: str, selection: Selection) -> list[RawObjectKey]:
+def select_objects(store: ObjectStore, prefix: str, selection: Selection) -> list[RawObjectKey]:
     """The raw objects a selection needs, only from its tables' and time range's partitions."""
     tables = selection.tables or tuple(_discover_tables(store, prefix))
     days = selection.days()

@@ -151,18 +151,16 @@ def test_ensure_database(glue: tuple[Any, Stubber]) -> None:
     assert door.ensure_database("lake") is True
 
 
-def test_list_tables_and_partitions(glue: tuple[Any, Stubber]) -> None:
+def test_list_tables(glue: tuple[Any, Stubber]) -> None:
     client, stub = glue
     stub.add_response("get_tables", {"TableList": [
         {"Name": "changes", "StorageDescriptor": {"Location": "s3://b/c/"}},
-        {"Name": "v", "TableType": "VIRTUAL_VIEW"}]}, {"DatabaseName": DB})
-    stub.add_response("get_partitions", {"Partitions": [
-        {"Values": ["orders", "2024-05-01"], "StorageDescriptor": {"Location": "s3://b/c/x/"}}]},
-        {"DatabaseName": DB, "TableName": "changes"})
+        {"Name": "v", "TableType": "VIRTUAL_VIEW"},
+        {"Name": "h", "Parameters": {"table_type": "ICEBERG"}, "StorageDescriptor": {"Location": "s3://b/h"}}]},
+        {"DatabaseName": DB})
     door = GlueCatalog(client, DB)
-    assert [(t.name, t.is_view) for t in door.list_tables()] == [("changes", False), ("v", True)]
-    (p,) = door.list_partitions("changes")
-    assert (p.values, p.location) == (("orders", "2024-05-01"), "s3://b/c/x/")
+    got = [(t.name, t.is_view, t.format) for t in door.list_tables()]
+    assert got == [("changes", False, "unknown"), ("v", True, "unknown"), ("h", False, "iceberg")]
 
 
 def test_the_local_engine_shows_athena_zone_less_timestamps() -> None:
