@@ -130,6 +130,10 @@ def _number(value: Any, what: str) -> float:
     raise MalformedRecordError(f"{what} {value!r} is not an epoch number")
 
 
+# 9999-12-31T23:59:59.999999Z: the last instant Athena's timestamp, Arrow's and a YYYY date hold
+MAX_TIME_US = 253_402_300_799_999_999
+
+
 def event_time_us(record: Mapping[str, Any]) -> int:
     """The change's own time in integer microseconds since the epoch (UTC).
 
@@ -143,10 +147,15 @@ def event_time_us(record: Mapping[str, Any]) -> int:
     raw = _number(ddb["ApproximateCreationDateTime"], "ApproximateCreationDateTime")
     precision = ddb.get("ApproximateCreationDateTimePrecision")
     if precision == "MICROSECOND":
-        return int(raw)
-    if precision == "MILLISECOND" or "recordFormat" in record or "tableName" in record:
-        return round(raw * 1_000)
-    return round(raw * 1_000_000)
+        us = int(raw)
+    elif precision == "MILLISECOND" or "recordFormat" in record or "tableName" in record:
+        us = round(raw * 1_000)
+    else:
+        us = round(raw * 1_000_000)
+    if not 0 <= us <= MAX_TIME_US:
+        raw_text = ddb["ApproximateCreationDateTime"]
+        raise MalformedRecordError(f"ApproximateCreationDateTime {raw_text!r} is outside 1970-01-01..9999-12-31")
+    return us
 
 
 def us_to_datetime(us: int) -> datetime:

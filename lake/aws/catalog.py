@@ -267,13 +267,14 @@ class GlueCatalog:
 # properties and the append as one transaction, retrying on CommitFailedException.
 
 # Every table: format v2, zstd Parquet, manifests merged as appends accumulate (a stream
-# makes one commit per batch), and pyiceberg's own retries on a conflicting append.
+# makes one commit per batch). pyiceberg's own commit retries are off: they re-apply a
+# transaction's schema changes to a table another writer changed, which fails; our loop
+# (IcebergTables.commit) re-plans against the new table instead.
 TABLE_PROPERTIES = {
     "format-version": "2",
     "write.parquet.compression-codec": "zstd",
     "commit.manifest-merge.enabled": "true",
-    "commit.retry.num-retries": "4",
-    "commit.retry.min-wait-ms": "20",
+    "commit.retry.num-retries": "0",
 }
 SOURCE_PROPERTY = "lake.source-table"
 KIND_PROPERTY = "lake.table-kind"

@@ -214,28 +214,96 @@ def _write_table_batch(tables: IcebergTables, part: Rows, result: CurateResult) 
         result.added_columns.setdefault(names.history_table(part.source), []).extend(done.added_columns)
 
 
+def _bodies(records: Sequence[Any]) -> dict[str, Any]:
+    """Kinesis sequence number → the record's decoded payload (its raw form if it does not
+    decode): what a quarantine object keeps of a record."""
+    out: dict[str, Any] = {}
+    for rec in records:
+        try:
+            seq = coordinates(rec).sequence_number
+        except (LakeError, AttributeError, TypeError):
+            continue
+        try:
+            out[seq] = payload(rec)
+        except LakeError:
+            out[seq] = rec
+    return out
+
+
+def _isolate(part: Rows) -> tuple[list[Change], list[tuple[Change, str]]]:
+    """The records of a part whose values the tables can take, and the others with the reason.
+    Only the per-record path's parts are split: the columnar path refuses (``Unsupported``)
+    any batch holding a value it cannot convert, so such a batch arrives here record by record."""
+    if not isinstance(part, RecordRows):
+        raise TerminalError(f"{part.source}: a value the curated tables cannot take")
+    good: list[Change] = []
+    bad: list[tuple[Change, str]] = []
+    for change in part.rows:
+        try:
+            RecordRows(part.source, [change]).changes()
+            RecordRows(part.source, [change]).history(HistorySchema())
+        except MalformedRecordError as e:
+            bad.append((change, str(e)))
+        else:
+            good.append(change)
+    return good, bad
+
+
+def _well_formed(settings: Settings, clients: Clients, records: Any, result: CurateResult) -> list[Any]:
+    """The event's records that are objects; anything else quarantined with the reason (AWS
+    never sends such events, but a hand-made or replayed one must not crash the consumer)."""
+    if not isinstance(records, Sequence) or isinstance(records, (str, bytes)):
+        quarantine(settings, clients, [Quarantined(STAGE, "the event's Records is not a list", {}, records)])
+        result.quarantined += 1
+        return []
+    def fit(rec: Any) -> bool:
+        return isinstance(rec, Mapping) and isinstance(rec.get("kinesis"), Mapping)
+
+    bad = [Quarantined(STAGE, "a Kinesis event record without a kinesis object", {"index": i}, rec)
+           for i, rec in enumerate(records) if not fit(rec)]
+    if bad:
+        quarantine(settings, clients, bad)
+        result.quarantined += len(bad)
+    return [rec for rec in records if fit(rec)]
+
+
 def curate(settings: Settings, records: Sequence[Mapping[str, Any]],
            clients: Clients | None = None) -> CurateResult:
     """Write a Lambda Kinesis batch to the curated zone; report what must be retried.
 
     A source table whose write fails transiently (S3, Glue) reports all its records; the
-    other tables of the batch are still written.
+    other tables of the batch are still written. A record holding a value the tables cannot
+    take is quarantined alone, with its body; its neighbours land.
     """
     clients = clients or Clients(settings)
     result = CurateResult()
     tables = IcebergTables(settings, clients)
+    records = _well_formed(settings, clients, records, result)
     for part in convert_batch(settings, clients, records, result):
         try:
-            with paused_gc():
-                _write_table_batch(tables, part, result)
+            try:
+                with paused_gc():
+                    _write_table_batch(tables, part, result)
+            except MalformedRecordError:
+                good, bad = _isolate(part)
+                bodies = _bodies(records)
+                quarantine(settings, clients, [Quarantined(STAGE, reason, {
+                    "shard_id": c.coords.shard_id, "sequence_number": c.coords.sequence_number, "event_id": c.event_id},
+                    bodies.get(c.coords.sequence_number, c.event_id)) for c, reason in bad])
+                result.quarantined += len(bad)
+                if good:  # what the first attempt committed is not committed again (ADR 0003, 4)
+                    with paused_gc():
+                        _write_table_batch(tables, RecordRows(part.source, good), result)
         except (TransientError, NotFoundError) as e:
             rows = part.coordinates()
             log.warning("curating %s failed, reporting %d records for retry: %s", part.source, len(rows), e)
             result.failures.extend(seq for _, seq, _ in rows)
         except TerminalError as e:
-            # a Glue/S3 refusal that retrying cannot fix; keep the records, not the batch
+            # a refusal that retrying cannot fix (not a value: those are isolated above)
             rows = part.coordinates()
+            bodies = _bodies(records)
             quarantine(settings, clients, [Quarantined(STAGE, str(e), {
-                "shard_id": shard, "sequence_number": seq}, event_id) for shard, seq, event_id in rows])
+                "shard_id": shard, "sequence_number": seq, "event_id": event_id}, bodies.get(seq, event_id))
+                for shard, seq, event_id in rows])
             result.quarantined += len(rows)
     return result
