@@ -1,4 +1,4 @@
-"""Lambda: the lake's Kinesis stream → Parquet in the curated zone (+ Glue partitions)."""
+"""Lambda: the lake's Kinesis stream → the curated zone's Apache Iceberg tables (docs/adr/0003)."""
 
 from __future__ import annotations
 
