@@ -39,7 +39,7 @@ from lake.errors import LakeError, NotFoundError, TerminalError, TransientError
 if TYPE_CHECKING:
     from pyiceberg.catalog.glue import GlueCatalog as PyIcebergGlueCatalog
     from pyiceberg.expressions import BooleanExpression
-    from pyiceberg.table import Table
+    from pyiceberg.table import Table, Transaction
 
     from lake.aws.clients import Clients
     from lake.settings import Settings
@@ -252,6 +252,18 @@ class GlueCatalog:
     def _pages(self, operation: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         yield from self.glue.get_paginator(operation).paginate(**kwargs)
 
+    # -- lake migrate (lake/curate/migrate.py): the previous version's Hive tables give way ----
+
+    def delete_table(self, name: str) -> bool:
+        """Remove a table's catalog entry (its files stay); False when there was none."""
+        try:
+            self.glue.delete_table(DatabaseName=self.database, Name=name)
+        except (ClientError, BotoCoreError) as e:
+            if error_code(e) == "EntityNotFoundException":
+                return False
+            raise translate(e, "Glue table", name) from e
+        return True
+
 
 # -- the curated zone's Iceberg tables (docs/adr/0003) -----------------------------------
 #
@@ -286,6 +298,7 @@ class Append:
 
     rows: pa.Table
     add_columns: Mapping[str, pa.DataType] = field(default_factory=dict)
+    promote: Mapping[str, pa.DataType] = field(default_factory=dict)  # Iceberg's legal promotions only
     properties: Mapping[str, str] = field(default_factory=dict)
     summary: Mapping[str, str] = field(default_factory=dict)  # snapshot summary entries
 
@@ -437,7 +450,8 @@ class IcebergTables:
         for attempt in range(1, self.max_attempts + 1):
             table = self.load(name)
             append = plan(table)
-            if append is None or (append.rows.num_rows == 0 and not append.add_columns and not append.properties):
+            if append is None or (append.rows.num_rows == 0 and not append.add_columns and not append.promote
+                                  and not append.properties):
                 return Committed(name, 0, None, attempt)
             try:
                 with translated("Iceberg table", name):
@@ -454,12 +468,45 @@ class IcebergTables:
             return Committed(name, append.rows.num_rows, snapshot_id, attempt, tuple(append.add_columns))
         raise AssertionError("unreachable")  # the loop returns or raises
 
+    # -- lake migrate (lake/curate/migrate.py): existing data files registered ------------
+
+    def transact(self, name: str, stage: Callable[[Table, Transaction], bool]) -> int | None:
+        """One optimistic commit of what ``stage(table, tx)`` puts on a transaction of the
+        table as loaded (``lake migrate`` adds existing Parquet files as data files this way);
+        on a conflict the table is reloaded and ``stage`` asked again. Returns the table's
+        current snapshot id afterwards; None, committing nothing, when ``stage`` returns False."""
+        from pyiceberg.exceptions import CommitFailedException, ValidationException
+
+        for attempt in range(1, self.max_attempts + 1):
+            table = self.load(name)
+            with translated("Iceberg table", name):
+                tx = table.transaction()
+                if not stage(table, tx):
+                    return None
+            try:
+                with translated("Iceberg table", name):
+                    tx.commit_transaction()
+            except TransientError as e:
+                conflict = isinstance(e.__cause__, (CommitFailedException, ValidationException))
+                if not conflict or attempt == self.max_attempts:
+                    raise
+                delay = min(2.0, 0.02 * 2 ** attempt) * random.uniform(0.5, 1.5)
+                log.info("commit to %s conflicted (attempt %d): retrying in %.0f ms", name, attempt, delay * 1000)
+                self.sleep(delay)
+                continue
+            snapshot = table.current_snapshot()  # the commit refreshed the table's metadata
+            return snapshot.snapshot_id if snapshot is not None else None
+        raise AssertionError("unreachable")  # the loop returns or raises
+
     @staticmethod
     def _apply(table: Table, append: Append) -> int | None:
         tx = table.transaction()
-        if append.add_columns:
+        if append.add_columns or append.promote:
             with tx.update_schema() as update:
-                update.union_by_name(pa.schema([pa.field(n, t) for n, t in append.add_columns.items()]))
+                if append.add_columns:
+                    update.union_by_name(pa.schema([pa.field(n, t) for n, t in append.add_columns.items()]))
+                for name, wider in append.promote.items():
+                    update.update_column(name, field_type=_iceberg_primitive(wider))
         if append.properties:
             tx.set_properties(dict(append.properties))
         if append.rows.num_rows:
@@ -481,7 +528,14 @@ class IcebergTables:
                           snapshot_id=snapshot_id).to_arrow()
 
 
-def snapshot_summaries(table: Table) -> list[dict[str, Any]]:
-    """Every snapshot's id, time and summary, oldest first (for tests and tooling)."""
-    return [{"snapshot_id": s.snapshot_id, "timestamp_ms": s.timestamp_ms,
-             **(s.summary.additional_properties if s.summary else {})} for s in table.snapshots()]
+def _iceberg_primitive(t: pa.DataType) -> Any:
+    """The Iceberg type of a promotion's target (long, double or decimal)."""
+    from pyiceberg.types import DecimalType, DoubleType, LongType
+
+    if pa.types.is_int64(t):
+        return LongType()
+    if pa.types.is_float64(t):
+        return DoubleType()
+    if pa.types.is_decimal(t):
+        return DecimalType(t.precision, t.scale)
+    raise ValueError(f"not a type Iceberg promotes to: {t}")

@@ -124,7 +124,7 @@ def commit_rows(tables: IcebergTables, part: Rows) -> TableCommit:
             rows = rows.append_column(column, array)
         keep = fresh(table, rows, None)
         kept = rows.filter(keep)
-        return Append(kept, add_columns=placed.add_columns, properties=placed.properties,
+        return Append(kept, add_columns=placed.add_columns, promote=placed.promote, properties=placed.properties,
                       summary=summary(kept, rows.num_rows - kept.num_rows))
 
     done = tables.commit(name, plan_history)

@@ -2,8 +2,9 @@
 
 ADR 0003, 6. A batch decides each attribute's type from its own values (the rules of
 ``lake.curate.columns``); the table may already hold that attribute in a column of another
-type. Iceberg allows only a few type promotions and none of ours (bigint → decimal,
-number → string) among them, so a column never changes type here. Instead each value
+type. Iceberg allows only a few type promotions (int → long, float → double, a decimal's
+precision) and none of ours (bigint → decimal, number → string) among them, so a column
+changes type only by those (a table made elsewhere may hold an int). Instead each value
 goes to the first of the attribute's columns (the main one, then its siblings in the
 order they were added) whose type holds it exactly; values that fit none go to a new
 sibling ``<column>__<family>`` of the batch's type. Nothing is cast lossily, nothing is
@@ -78,6 +79,7 @@ class Placement:
     add_columns: dict[str, pa.DataType] = field(default_factory=dict)
     properties: dict[str, str] = field(default_factory=dict)
     siblings: dict[str, str] = field(default_factory=dict)  # new sibling → the attribute it serves
+    promote: dict[str, pa.DataType] = field(default_factory=dict)  # column → its wider type (legal in Iceberg)
 
 
 def place(batch: Mapping[str, pa.Array], table: TableColumns, reserved: frozenset[str] = frozenset(),
@@ -91,6 +93,11 @@ def place(batch: Mapping[str, pa.Array], table: TableColumns, reserved: frozense
         remaining = array
         for column in table.columns_of(attribute):
             if remaining.null_count == len(remaining):
+                break
+            wider = promotion(table.types[column], remaining.type)
+            if wider is not None:  # a promotion Iceberg allows: the column itself widens
+                out.promote[column] = wider
+                out.columns[column], remaining = remaining, pa.nulls(len(remaining), remaining.type)
                 break
             fits, remaining = split(remaining, table.types[column])
             if fits is not None:
@@ -111,6 +118,19 @@ def place(batch: Mapping[str, pa.Array], table: TableColumns, reserved: frozense
         if dynamodb_types and attribute in dynamodb_types:
             out.properties[DYNAMODB_TYPE_PROPERTY + name] = dynamodb_types[attribute]
     return out
+
+
+def promotion(column: pa.DataType, values: pa.DataType) -> pa.DataType | None:
+    """``values``' type when Iceberg's schema evolution may promote ``column`` to it in place
+    (int → long, float → double, decimal(P,S) → decimal(P',S) with P' > P), else None."""
+    if pa.types.is_int32(column) and pa.types.is_int64(values):
+        return values
+    if pa.types.is_float32(column) and pa.types.is_float64(values):
+        return values
+    if (pa.types.is_decimal(column) and pa.types.is_decimal(values) and values.scale == column.scale
+            and values.precision > column.precision):
+        return values
+    return None
 
 
 def _unique(name: str, taken: set[str]) -> str:

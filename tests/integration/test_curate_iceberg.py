@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from lake.aws.catalog import IcebergTables, snapshot_summaries
+from lake.aws.catalog import Append, IcebergTables
 from lake.aws.clients import Clients
 from lake.aws.provision import ensure_bucket, ensure_glue_database
 from lake.curate import curate
@@ -21,6 +21,7 @@ from lake.query.local import LocalEngine
 from lake.records import partition_key, table_from_arn
 from lake.settings import Settings
 from tests.integration.test_fanout_kinesis import stream_record
+from tests.integration.test_iceberg_tables import snapshot_summaries
 
 
 @pytest.fixture
@@ -109,7 +110,8 @@ def test_four_concurrent_writers_lose_no_row_and_no_column(lake: Settings, clien
         assert len(mine) == per_shard * 5 and all(r[f"attr_{w}"] == w for r in mine)
 
 
-@pytest.mark.parametrize("bad_value", [{"N": ".5"}, {"Q": "x"}, {"N": "12abc"}], ids=["n-dot5", "unknown-tag", "n-text"])
+@pytest.mark.parametrize("bad_value", [{"N": ".5"}, {"Q": "x"}, {"N": "12abc"}],
+                         ids=["n-dot5", "unknown-tag", "n-text"])
 def test_one_bad_value_quarantines_exactly_its_record_with_its_body(
         lake: Settings, clients: Clients, bad_value: dict[str, str]) -> None:
     good = [stream_record(i, f"K{i}", new={"v": {"N": str(i)}}) for i in range(100)]
@@ -175,3 +177,22 @@ def test_an_event_time_out_of_range_is_quarantined_alone(lake: Settings, clients
     recs[1]["dynamodb"]["ApproximateCreationDateTime"] = 1e20  # beyond any timestamp type
     res = curate(lake, kinesis(recs), clients)
     assert res.failures == [] and res.quarantined == 1 and res.rows == 2
+
+
+def test_a_legal_promotion_widens_the_column_in_place(lake: Settings, clients: Clients) -> None:
+    # a history table made elsewhere (Athena, a migration) may hold an int; our bigint
+    # values promote it to long, as Iceberg allows, instead of adding a sibling
+    import pyarrow as pa
+
+    from lake.curate.commit import HISTORY_ICEBERG
+    from lake.curate.evolve import ATTRIBUTE_PROPERTY
+
+    tables = IcebergTables(lake, clients)
+    schema = pa.schema([*HISTORY_ICEBERG, pa.field("qty", pa.int32())])
+    tables.ensure("orders_history", schema, ["dt"], source="orders", kind="history")
+    tables.commit("orders_history", lambda t: Append(pa.table({}), properties={ATTRIBUTE_PROPERTY + "qty": "qty"}))
+    recs = [stream_record(i, f"K{i}", new={"qty": {"N": str(2**40 + i)}}) for i in range(3)]
+    assert curate(lake, kinesis(recs), clients).failures == []
+    fields = {f.name: str(f.field_type) for f in tables.load("orders_history").schema().fields}
+    assert fields["qty"] == "long" and not any(n.startswith("qty__") for n in fields)
+    assert sorted(r["qty"] for r in rows(lake, clients, "orders_history")) == [2**40 + i for i in range(3)]

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from lake.aws.catalog import Append, IcebergTables, snapshot_summaries
+from lake.aws.catalog import Append, IcebergTables
 from lake.aws.clients import Clients
 from lake.errors import NotFoundError, TerminalError, TransientError
 from lake.settings import Settings
@@ -133,3 +133,9 @@ def test_the_embedded_glue_refuses_a_stale_version_id(clients: Clients) -> None:
     with pytest.raises(glue.exceptions.ConcurrentModificationException):
         glue.update_table(DatabaseName="db", TableInput={"Name": "t", "Parameters": {"v": "2"}}, VersionId=version)
     assert glue.get_table(DatabaseName="db", Name="t")["Table"]["Parameters"] == {"v": "1"}
+
+
+def snapshot_summaries(table: Any) -> list[dict[str, Any]]:
+    """Every snapshot's id, time and summary, oldest first."""
+    return [{"snapshot_id": s.snapshot_id, "timestamp_ms": s.timestamp_ms,
+             **(s.summary.additional_properties if s.summary else {})} for s in table.snapshots()]

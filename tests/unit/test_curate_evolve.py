@@ -82,3 +82,11 @@ def test_large_and_view_variants_are_the_same_column_type() -> None:
     got = place({"s": pa.array(["a"]), "l": pa.array([["x"]])},
                 table(s=pa.large_string(), l=pa.large_list(pa.field("element", pa.large_string()))))
     assert got.add_columns == {} and set(got.columns) == {"s", "l"}
+
+
+def test_iceberg_promotions_widen_the_column_itself() -> None:
+    got = place({"n": pa.array([2**40], pa.int64())}, table(n=pa.int32()))
+    assert got.promote == {"n": pa.int64()} and got.add_columns == {} and got.columns["n"].to_pylist() == [2**40]
+    got = place({"d": pa.array([Decimal("1.5")], D18)}, table(d=pa.decimal128(20, 18)))
+    assert got.promote == {"d": D18}
+    assert place({"d": pa.array([Decimal("1.5")], D18)}, table(d=pa.decimal128(38, 2))).promote == {}
