@@ -442,13 +442,14 @@ class IcebergTables:
                 pass
             return self.catalog.load_table(self.identifier(name))
 
-    def commit(self, name: str, plan: Callable[[Table], Append | None]) -> Committed:
+    def commit(self, name: str, plan: Callable[[Table], Append | None], loaded: Table | None = None) -> Committed:
         """One optimistic commit: ``plan(table)`` says what to write given the table as
-        loaded; schema additions, properties and rows commit together or not at all."""
+        loaded (``loaded``, if just loaded, saves the first attempt a round trip); schema
+        additions, properties and rows commit together or not at all."""
         from pyiceberg.exceptions import CommitFailedException, ValidationException
 
         for attempt in range(1, self.max_attempts + 1):
-            table = self.load(name)
+            table = loaded if loaded is not None and attempt == 1 else self.load(name)
             append = plan(table)
             if append is None or (append.rows.num_rows == 0 and not append.add_columns and not append.promote
                                   and not append.properties):

@@ -98,7 +98,7 @@ def commit_rows(tables: IcebergTables, part: Rows) -> TableCommit:
     changes = changes.append_column(TABLE_NAME, pa.array([source] * changes.num_rows, pa.string()))
     changes = changes.append_column(DT, dt)
 
-    tables.ensure(names.CHANGES, CHANGES_ICEBERG, [TABLE_NAME, DT], source=None, kind="changes")
+    loaded = tables.ensure(names.CHANGES, CHANGES_ICEBERG, [TABLE_NAME, DT], source=None, kind="changes")
 
     def plan_changes(table: Table) -> Append:
         keep = fresh(table, changes, source)
@@ -106,7 +106,7 @@ def commit_rows(tables: IcebergTables, part: Rows) -> TableCommit:
         out.duplicates = changes.num_rows - rows.num_rows
         return Append(rows, summary=summary(rows, out.duplicates))
 
-    out.commits.append(tables.commit(names.CHANGES, plan_changes))
+    out.commits.append(tables.commit(names.CHANGES, plan_changes, loaded))
     out.rows = out.commits[-1].rows
 
     batch = part.history(HistorySchema())  # the batch's own types; evolve places them
@@ -115,7 +115,7 @@ def commit_rows(tables: IcebergTables, part: Rows) -> TableCommit:
     kinds = {attr: col.type.ddb for attr, col in batch.schema.columns.items()}
     meta = history.select([*HISTORY_META.names, DT])
     name = names.history_table(source)
-    tables.ensure(name, HISTORY_ICEBERG, [DT], source=source, kind="history")
+    loaded = tables.ensure(name, HISTORY_ICEBERG, [DT], source=source, kind="history")
 
     def plan_history(table: Table) -> Append:
         placed = place(attributes, TableColumns.of(table.schema().as_arrow(), table.properties), RESERVED, kinds)
@@ -127,7 +127,7 @@ def commit_rows(tables: IcebergTables, part: Rows) -> TableCommit:
         return Append(kept, add_columns=placed.add_columns, promote=placed.promote, properties=placed.properties,
                       summary=summary(kept, rows.num_rows - kept.num_rows))
 
-    done = tables.commit(name, plan_history)
+    done = tables.commit(name, plan_history, loaded)
     out.commits.append(done)
     out.added_columns.extend(done.added_columns)
     return out
