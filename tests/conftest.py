@@ -4,7 +4,6 @@ reset before each test that asks for it, and settings pointing at it."""
 from __future__ import annotations
 
 import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,7 @@ def embedded_aws() -> Iterator[EmbeddedAWS]:
 def settings(embedded_aws: EmbeddedAWS, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings on a freshly reset embedded AWS, with the process env pointing there too
     (handlers resolve their settings from the environment, as on Lambda)."""
-    req = urllib.request.Request(embedded_aws.endpoint_url + "/moto-api/reset", method="POST")
-    urllib.request.urlopen(req).read()
+    embedded_aws.reset()
     s = Settings.resolve(
         {"endpoint_url": embedded_aws.endpoint_url, "state_dir": str(tmp_path / "state")},
         environ={},

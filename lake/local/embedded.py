@@ -8,13 +8,18 @@ stream records with DynamoDB's service identity, as the real TTL sweeper does.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
+import secrets
 import socket
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlsplit
 
 from lake.records import TTL_PRINCIPAL
 
@@ -121,46 +126,155 @@ def _patch_glue_version_check() -> None:
     GlueResponse.update_table = update_table  # type: ignore[method-assign]
 
 
+ADMIN_TOKEN_HEADER = "X-Lake-Admin-Token"
+"""The header carrying an :class:`EmbeddedAWS`'s ``admin_token``: moto's ``/moto-api/…`` needs it."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost``, ``*.localhost`` (RFC 6761) or a loopback address (127.0.0.0/8, ::1)."""
+    host = host.strip().lower().rstrip(".")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_of(authority: str) -> str:
+    """The host of ``host[:port]`` / ``[v6]:port``."""
+    if authority.startswith("["):
+        return authority[: authority.find("]") + 1]
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
+
+
+class LoopbackGuard:
+    """WSGI middleware around moto's app: the embedded AWS answers only the machine's own programs.
+
+    * A request carrying an ``Origin`` (a browser's) is refused unless the origin is loopback:
+      a web page elsewhere can neither write (a "simple" cross-origin POST needs no preflight)
+      nor read. Preflights from other origins are refused too.
+    * A request whose ``Host`` is not loopback is refused: a page on a DNS name rebound to
+      127.0.0.1 is same-origin to itself and would otherwise read freely.
+    * No response carries ``Access-Control-*`` headers (moto's flask-cors echoes any origin),
+      so a browser refuses every cross-origin read.
+    * moto's management API (``/moto-api/…``: reset, state dumps, seeding) needs
+      ``X-Lake-Admin-Token``, a secret of the :class:`EmbeddedAWS` instance.
+
+    SDKs (boto3, the AWS CLI, pyarrow's S3 client) send no ``Origin`` and address the
+    endpoint by its loopback address or ``localhost``: they are unaffected.
+    """
+
+    def __init__(self, app: Any, admin_token: str) -> None:
+        self.app = app
+        self.admin_token = admin_token
+
+    def refusal(self, environ: dict[str, Any]) -> str | None:
+        origin = environ.get("HTTP_ORIGIN")
+        if origin is not None:
+            parts = urlsplit(origin.strip())
+            if parts.scheme not in ("http", "https") or not is_loopback_host(parts.hostname or ""):
+                return f"requests from origin {origin!r} are refused: the embedded AWS serves loopback only"
+        host = environ.get("HTTP_HOST")
+        if host and not is_loopback_host(_host_of(host)):
+            return f"requests for host {host!r} are refused: the embedded AWS serves loopback only"
+        path = environ.get("PATH_INFO") or ""
+        if path.startswith("/moto-api"):
+            token = environ.get("HTTP_" + ADMIN_TOKEN_HEADER.upper().replace("-", "_"), "")
+            if not hmac.compare_digest(token.encode(), self.admin_token.encode()):
+                return "moto's management API is reserved to the lake itself"
+        return None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        reason = self.refusal(environ)
+        if reason is not None:
+            body = reason.encode() + b"\n"
+            start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8"),
+                                             ("Content-Length", str(len(body)))])
+            return [body]
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
+            return start_response(status, kept, exc_info) if exc_info else start_response(status, kept)
+
+        return self.app(environ, start)
+
+
 class EmbeddedAWS:
-    """moto's ThreadedMotoServer bound to loopback; ``port=0`` picks a free port."""
+    """moto's server app behind :class:`LoopbackGuard`, bound to loopback; ``port=0`` picks a free port.
+
+    Like moto's ``ThreadedMotoServer`` (one werkzeug server thread, a thread per request),
+    with the guard around moto's dispatcher.
+    """
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        if not is_loopback_host(host):
+            raise ValueError(f"the embedded AWS binds a loopback address only, not {host!r}")
         self.host = host
         self.requested_port = port
+        self.admin_token = secrets.token_urlsafe(32)
         self._server: Any = None
+        self._thread: threading.Thread | None = None
         self.port: int | None = None
 
     @property
     def endpoint_url(self) -> str:
         if self.port is None:
             raise RuntimeError("embedded AWS not started")
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def server_address(self) -> tuple[str, int]:
+        if self._server is None:
+            raise RuntimeError("embedded AWS not started")
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
 
     def start(self) -> str:
         # Imported here: moto's server pulls in flask and every backend, which
         # the Lambda handlers and the pure core never need.
-        from moto.server import ThreadedMotoServer
+        from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         patch_moto()
         if self.requested_port:
-            # werkzeug exits its thread on a taken port and moto then waits forever: check first.
-            with socket.socket() as probe:
+            # Name the taken port (werkzeug's own error is a bare errno).
+            with socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET) as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind((self.host, self.requested_port))
                 except OSError as e:
                     raise OSError(f"cannot listen on {self.host}:{self.requested_port}: {e.strerror}") from e
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.requested_port, verbose=False)
-        self._server.start()
-        self.port = int(self._server.get_host_and_port()[1])
+        app = LoopbackGuard(DomainDispatcherApplication(create_backend_app), self.admin_token)
+        try:
+            self._server = make_server(self.host, self.requested_port, app, threaded=True,
+                                       request_handler=MotoRequestHandler)
+        except OSError as e:
+            raise OSError(f"cannot listen on {self.host}:{self.requested_port}: {e.strerror}") from e
+        self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
+        self._thread.start()
+        self.port = self.server_address()[1]
         log.info("embedded AWS listening on %s", self.endpoint_url)
         return self.endpoint_url
 
+    def reset(self) -> None:
+        """moto's reset (every table, stream, bucket… is wiped), as the lake itself."""
+        req = urllib.request.Request(self.endpoint_url + "/moto-api/reset", method="POST",
+                                     headers={ADMIN_TOKEN_HEADER: self.admin_token})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
+
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()
+            self._server.shutdown()
+            self._server.server_close()
             self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
 
     def __enter__(self) -> EmbeddedAWS:
         self.start()
