@@ -8,6 +8,7 @@ stream records with DynamoDB's service identity, as the real TTL sweeper does.
 
 from __future__ import annotations
 
+import heapq
 import hmac
 import ipaddress
 import logging
@@ -35,6 +36,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 _PATCHED = False
+_LOCAL = threading.local()  # per request thread: moto's stream records are made in the writer's thread
 
 
 def patch_moto() -> None:
@@ -49,6 +51,9 @@ def patch_moto() -> None:
     * Binary key attributes: moto base64-encodes the already-encoded key once more in
       ``Keys``; the item's own attributes hold the right value, so Keys are taken from it.
 
+    The TTL sweeper's deletions carry DynamoDB's service identity (marked in the sweeper's
+    thread), and every write path feeds the tables' expiry indexes (:class:`ExpiryIndex`).
+
     And Glue's ``UpdateTable`` checks ``VersionId`` (see :func:`_patch_glue_version_check`).
     """
     global _PATCHED
@@ -60,13 +65,20 @@ def patch_moto() -> None:
     except ImportError:  # pragma: no cover - a moto without these internals
         log.warning("moto internals changed: stream records keep moto's quirks")
         return
+    from moto.dynamodb.models.table import Table
+
     original_init = StreamRecord.__init__
     original_update = DynamoDBBackend.update_item
     original_add = StreamShard.add
-    local = threading.local()
+    original_put = Table.put_item
+    local = _LOCAL
 
     def init(self: Any, table: Any, stream_type: str, event_name: str, old: Any, new: Any, seq: int) -> None:
         original_init(self, table, stream_type, event_name, old, new, seq)
+        if event_name == "REMOVE" and getattr(local, "ttl_delete", False):
+            # moto serialises records through the API model, whose member names are
+            # capitalised; the runtime lower-cases them as Lambda does.
+            self.record["userIdentity"] = {"Type": "Service", "PrincipalId": TTL_PRINCIPAL}
         item = old if old is not None else new
         if item is None:
             return
@@ -86,13 +98,21 @@ def patch_moto() -> None:
         table = self.get_table(table_name)
         local.suppress_bare_insert = table.get_item(*self.get_keys_value(table, key)) is None
         try:
-            return original_update(self, table_name, key, *args, **kwargs)
+            item = original_update(self, table_name, key, *args, **kwargs)
         finally:
             local.suppress_bare_insert = False
+        _note_expiry(table, item)  # updated in place: its (new) expiry goes to the TTL index
+        return item
+
+    def put_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        item = original_put(self, *args, **kwargs)
+        _note_expiry(self, item)
+        return item
 
     StreamRecord.__init__ = init  # type: ignore[method-assign]
     DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
     StreamShard.add = add  # type: ignore[method-assign]
+    Table.put_item = put_item  # type: ignore[method-assign]
     _patch_glue_version_check()
     _PATCHED = True
 
@@ -286,10 +306,107 @@ class EmbeddedAWS:
 
 # -- Time to Live -------------------------------------------------------------
 
+TTL_MAX_AGE_S = 5 * 365 * 24 * 3600
+"""DynamoDB never expires an item whose TTL is more than five years in the past."""
+_INDEX_ATTR = "_lake_ttl_index"
+
+
+def _expiry(item: Any, attr: str) -> float | None:
+    """The item's expiry as epoch seconds, or None when its TTL attribute is not a number."""
+    value = item.attrs.get(attr)
+    if value is None or value.type != "N":
+        return None  # DynamoDB ignores TTL attributes that are not numbers
+    try:
+        return float(Decimal(value.value))
+    except (InvalidOperation, ValueError, TypeError):
+        return None
+
+
+class ExpiryIndex:
+    """A table's items ordered by expiry: a heap of ``(expires, n, hash key, range key)``.
+
+    Kept up to date by every write path (``Table.put_item`` — PutItem, BatchWriteItem,
+    TransactWriteItems, PartiQL — and ``DynamoDBBackend.update_item``; see
+    :func:`patch_moto`). Entries are never removed on write: an entry is checked against the
+    item when it comes due (a rewritten or deleted item's stale entry is skipped then), and the
+    heap is rebuilt from the table when stale entries outnumber live ones.
+    """
+
+    def __init__(self, attr: str) -> None:
+        self.attr = attr
+        self.heap: list[tuple[float, int, Any, Any]] = []
+        self.lock = threading.Lock()
+        self._n = 0
+        self.rebuild_above = 0
+
+    def note(self, item: Any) -> None:
+        expires = _expiry(item, self.attr)
+        if expires is None:
+            return
+        with self.lock:
+            self._n += 1
+            heapq.heappush(self.heap, (expires, self._n, item.hash_key, item.range_key))
+
+    def pop_due(self, now: float) -> tuple[Any, Any] | None:
+        with self.lock:
+            if not self.heap or self.heap[0][0] > now:
+                return None
+            _, _, hash_key, range_key = heapq.heappop(self.heap)
+            return hash_key, range_key
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ExpiryIndex:
+        # moto deep-copies a table to roll a failed transaction back: the copy's index
+        # describes the copy's items (a lock cannot be copied).
+        import copy
+
+        clone = ExpiryIndex(self.attr)
+        with self.lock:
+            clone.heap = copy.deepcopy(self.heap, memo)
+            clone._n, clone.rebuild_above = self._n, self.rebuild_above
+        return clone
+
+
+def _note_expiry(table: Any, item: Any) -> None:
+    """Called by the patched write paths with the item as written."""
+    index = table.__dict__.get(_INDEX_ATTR)
+    if index is not None and item is not None:
+        index.note(item)
+
+
+def _items_of(table: Any) -> list[Any]:
+    """Every item of a moto table, unsorted (``Table.all_items`` sorts them)."""
+    if table.range_key_attr:
+        return [i for bucket in list(table.items.values()) for i in list(bucket.values())]
+    return list(table.items.values())
+
+
+def _item_at(table: Any, hash_key: Any, range_key: Any) -> Any:
+    bucket = table.items.get(hash_key)  # not get_item: moto's defaultdict would grow a bucket
+    if bucket is None or not table.range_key_attr:
+        return bucket
+    return bucket.get(range_key)
+
+
+def _index_of(table: Any, attr: str) -> tuple[ExpiryIndex, int]:
+    """The table's expiry index for ``attr``, built by listing the table when unknown or too stale.
+    Returns it with the number of items listed (0 when it was known)."""
+    index = table.__dict__.get(_INDEX_ATTR)
+    if index is not None and index.attr == attr and len(index.heap) <= index.rebuild_above:
+        return index, 0
+    index = ExpiryIndex(attr)
+    setattr(table, _INDEX_ATTR, index)  # first: writes racing with the listing are noted too
+    items = _items_of(table)
+    for item in items:
+        index.note(item)
+    index.rebuild_above = 2 * len(index.heap) + 10_000
+    return index, len(items)
+
+
 @dataclass
 class TTLSweepResult:
     table: str
     expired: int
+    examined: int = 0  # items looked at: the due index entries, plus the table once when it was listed
 
 
 def sweep_ttl(region: str = "us-east-1", now: float | None = None,
@@ -299,9 +416,14 @@ def sweep_ttl(region: str = "us-east-1", now: float | None = None,
     Works on the in-process moto backend only (the embedded AWS). Each deletion
     yields a REMOVE stream record whose ``userIdentity`` is
     ``{"type": "Service", "principalId": "dynamodb.amazonaws.com"}``.
+
+    A pass costs the number of expired items, not the table's size: each table with TTL
+    enabled has an :class:`ExpiryIndex`, listed from the table only the first time (or after
+    the TTL attribute changed, or when stale entries dominate).
     """
     from moto.dynamodb.models import dynamodb_backends
 
+    patch_moto()
     now = time.time() if now is None else now
     backend = dynamodb_backends[account_id][region]
     results = []
@@ -309,31 +431,26 @@ def sweep_ttl(region: str = "us-east-1", now: float | None = None,
         ttl = getattr(table, "ttl", {}) or {}
         attr = ttl.get("AttributeName")
         if ttl.get("TimeToLiveStatus") != "ENABLED" or not attr:
+            table.__dict__.pop(_INDEX_ATTR, None)
             continue
+        index, examined = _index_of(table, attr)
         expired = 0
-        for item in list(table.all_items()):
-            value = item.attrs.get(attr)
-            if value is None or value.type != "N":
-                continue  # DynamoDB ignores TTL attributes that are not numbers
+        while (due := index.pop_due(now)) is not None:
+            examined += 1
+            item = _item_at(table, *due)
+            if item is None:
+                continue  # deleted since
+            expires = _expiry(item, attr)
+            if expires is None or expires > now or expires < now - TTL_MAX_AGE_S:
+                continue  # rewritten since (its new expiry has its own entry), or too old to count
+            _LOCAL.ttl_delete = True
             try:
-                expires = Decimal(value.value)
-            except InvalidOperation:
-                continue
-            if expires > Decimal(str(now)):
-                continue
-            key = {table.hash_key_attr: item.hash_key.to_json()}
-            if table.range_key_attr is not None and item.range_key is not None:
-                key[table.range_key_attr] = item.range_key.to_json()
-            before = len(table.stream_shard.items) if table.stream_shard else 0
-            backend.delete_item(table.name, key)
-            if table.stream_shard is not None and len(table.stream_shard.items) > before:
-                # moto serialises records through the API model, whose member
-                # names are capitalised; the runtime lower-cases them as Lambda does.
-                table.stream_shard.items[-1].record["userIdentity"] = {
-                    "Type": "Service", "PrincipalId": TTL_PRINCIPAL,
-                }
-            expired += 1
-        results.append(TTLSweepResult(table.name, expired))
+                if _item_at(table, *due) is item:  # not replaced meanwhile by a request thread
+                    table.delete_item(item.hash_key, item.range_key)
+                    expired += 1
+            finally:
+                _LOCAL.ttl_delete = False
+        results.append(TTLSweepResult(table.name, expired, examined))
     return results
 
 
