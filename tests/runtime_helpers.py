@@ -108,3 +108,11 @@ def drain_queue(clients: Clients, url: str, expect: int = 0, timeout: float = 3.
             clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
         if not msgs and (len(out) >= expect or time.monotonic() > deadline):
             return out
+
+
+def fresh_moto() -> None:
+    """Forget every resource of the embedded AWS, as a new `lake up` process starts with
+    (moto's backends are per process: every server in it shares them)."""
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()

@@ -57,9 +57,12 @@ def _mapping(w: Wiring, arn: str, dlq_arn: str, name: str) -> Any:
     from lake.local.runtime import EventSourceMapping
 
     # As template.yaml, except MaximumBatchingWindowInSeconds: none locally, for latency.
+    # Retries are AWS's defaults for stream sources: until the record expires, and locally
+    # records do not expire, so an outage holds the shard and loses nothing; only records
+    # the handler or the runtime cannot process at all go to the dead-letter queue.
     return EventSourceMapping(
         function=w.function, event_source_arn=arn, batch_size=w.batch_size, timeout_s=120.0,
-        starting_position="TRIM_HORIZON", maximum_retry_attempts=5,
+        starting_position="TRIM_HORIZON", maximum_retry_attempts=-1, maximum_record_age_s=-1,
         bisect_batch_on_function_error=True, report_batch_item_failures=True,
         on_failure_destination=dlq_arn, name=name,
     )
@@ -99,45 +102,65 @@ def build_mappings(settings: Settings, prov: Provisioned, extra_functions: tuple
 
 
 class TableWatcher:
-    """Wires tables created later (by any client) whose stream is enabled, as `lake up` does at start.
+    """Wires the streams of tables created later (by any client), as `lake up` does at start,
+    and drops the mappings of streams that are gone.
 
-    On AWS one adds an event source mapping per table; on the embedded AWS a user who
-    creates a table with a stream expects its changes in the lake without a restart.
+    On AWS one adds an event source mapping per stream; on the embedded AWS a user who
+    creates a table with a stream expects its changes in the lake without a restart. It
+    follows stream ARNs, not table names: a table deleted and created again has a new
+    stream, wired again, and the old stream's mappings are removed, not retried forever.
     """
 
     def __init__(self, lake: EmbeddedLake, interval_s: float = 1.0) -> None:
         self.lake, self.interval_s = lake, interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="table-watcher", daemon=True)
-        self.wired: set[str] = set()
+        assert lake.provisioned is not None
+        # stream ARN -> (table, the ids of its mappings)
+        self.wired: dict[str, tuple[str, list[str]]] = {
+            arn: (table, [m.mapping_id for m in lake.mappings if m.event_source_arn == arn])
+            for table, arn in lake.provisioned.stream_arns.items()
+        }
 
     def start(self) -> None:
-        assert self.lake.provisioned is not None
-        self.wired = set(self.lake.provisioned.stream_arns)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def poll(self) -> list[str]:
-        """Wire every new table with a stream; return their names."""
+        """Wire every new stream, drop the mappings of streams that are gone; return the tables wired."""
         lake = self.lake
         assert lake.clients is not None and lake.provisioned is not None and lake.runtime is not None
         ddb = lake.clients.dynamodb
-        added = []
+        current: dict[str, str] = {}  # stream ARN -> table
         for page in ddb.get_paginator("list_tables").paginate():
             for table in page["TableNames"]:
-                if table in self.wired:
-                    continue
-                arn = ddb.describe_table(TableName=table)["Table"].get("LatestStreamArn")
-                if not arn:
-                    continue
-                for m in table_mappings(table, arn, lake.provisioned.dlq_arn, lake.extra_functions):
-                    lake.runtime.add_mapping(m)
-                self.wired.add(table)
-                added.append(table)
-                log.info("new table %s with a stream: wired to the lake", table)
+                try:
+                    desc = ddb.describe_table(TableName=table)["Table"]
+                except ddb.exceptions.ResourceNotFoundException:
+                    continue  # deleted since the listing
+                arn = desc.get("LatestStreamArn")
+                if arn and desc.get("StreamSpecification", {}).get("StreamEnabled", True):
+                    current[arn] = table
+        for arn in [a for a in self.wired if a not in current]:
+            table, ids = self.wired.pop(arn)
+            for mapping_id in ids:
+                lake.runtime.remove_mapping(mapping_id)
+            log.info("the stream of table %s is gone (%s): its mappings were removed", table, arn)
+        added = []
+        for arn, table in current.items():
+            if arn in self.wired:
+                continue
+            ids = []
+            for m in table_mappings(table, arn, lake.provisioned.dlq_arn, lake.extra_functions):
+                lake.runtime.add_mapping(m)
+                ids.append(m.mapping_id)
+            self.wired[arn] = (table, ids)
+            added.append(table)
+            log.info("table %s has a new stream: wired to the lake (%s)", table, arn)
         return added
 
     def _run(self) -> None:
@@ -146,8 +169,6 @@ class TableWatcher:
                 self.poll()
             except Exception:  # a hiccup of the watcher must not stop `lake up`
                 log.exception("watching for new tables failed")
-
-
 class EmbeddedLake:
     """Embedded AWS + provisioned resources + local runtime, as one start/stop unit."""
 
@@ -197,8 +218,9 @@ class EmbeddedLake:
         if self.mappings:
             from lake.local.runtime import LocalRuntime
 
-            # A fresh moto has fresh streams: checkpoints of an earlier embedded session must not apply.
-            state = Path(self.settings.state_dir) / f"embedded-{self.aws.port}"
+            # Checkpoints carry the identity of their stream: those of an earlier embedded
+            # session's streams (same ARNs, sequence numbers from the start again) never apply.
+            state = Path(self.settings.state_dir) / "runtime"
             self.runtime = LocalRuntime(self.clients, self.mappings, state_dir=state,
                                         poll_interval_s=self.poll_interval_s)
             self.runtime.start()

@@ -28,7 +28,8 @@ def always_fail(event: dict[str, Any]) -> Any:
     raise RuntimeError("boom")
 
 
-def test_retries_exhausted_send_coordinates_to_the_destination(clients: Clients, tmp_path: Path) -> None:
+def test_retries_exhausted_send_coordinates_records_and_reason_to_the_destination(
+        clients: Clients, tmp_path: Path) -> None:
     arn = make_table(clients)
     url, qarn = make_queue(clients)
     put_items(clients, 3)
@@ -51,6 +52,8 @@ def test_retries_exhausted_send_coordinates_to_the_destination(clients: Clients,
     assert ctx["functionArn"].endswith(":function:fails")
     assert msg["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
     assert msg["version"] == "1.0" and msg["timestamp"].endswith("Z")
+    assert msg["records"] == rec.events[0]["Records"]  # the full records, to re-drive from the message
+    assert "RuntimeError: boom" in msg["reason"]
     stats = rt.stats["fails"]
     assert stats.retries == 2 and stats.records_to_destination == 3 and stats.destination_messages == 1
 

@@ -4,11 +4,17 @@ One JSON file per mapping, rewritten atomically (temp file + ``os.replace``) aft
 each completed batch, so a crash leaves the previous checkpoint or the new one,
 never half of either. Delivery is at-least-once: a restart redelivers only what
 came after the last checkpoint.
+
+A checkpoint belongs to one instance of its stream: the file records the stream's
+identity (its creation time), and :meth:`CheckpointStore.bind` drops the positions of
+another instance. A fresh embedded AWS reuses stream ARNs and starts sequence numbers
+again: applied to the new stream, an old position would skip its first records.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -16,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from lake.errors import ConfigError
+
+log = logging.getLogger("lake.local.runtime")
 
 
 class CheckpointStore:
@@ -32,6 +40,20 @@ class CheckpointStore:
                 self.data = loaded
                 self.data.setdefault("shards", {})
         self.existed = bool(self.data["shards"])
+
+    def bind(self, identity: str) -> None:
+        """Tie the checkpoints to the stream instance ``identity``: positions recorded for
+        another instance (or for an unknown one) are dropped, and the mapping counts as
+        having run before, so every shard of the new instance is read from its start."""
+        with self._lock:
+            if self.data.get("streamIdentity") == identity:
+                return
+            if self.data["shards"]:
+                log.warning("checkpoints %s belong to another instance of %s (%s, now %s): not applied, "
+                            "reading the new stream from its start", self.path, self.data["eventSourceArn"],
+                            self.data.get("streamIdentity", "unknown"), identity)
+                self.data["shards"] = {}
+            self.data["streamIdentity"] = identity
 
     def shard(self, shard_id: str) -> dict[str, Any] | None:
         with self._lock:

@@ -9,18 +9,22 @@ datetimes. Lambda delivers JSON: binary base64-encoded (at any depth inside ``M`
 from __future__ import annotations
 
 import base64
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
+
 from lake.invocation import ACCOUNT_ID
 
 INVOKE_IDENTITY_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/lake-local"
 
 SourceKind = Literal["dynamodb", "kinesis"]
-Condition = Literal["RetryAttemptsExhausted", "RecordAgeExceeded"]
+# PoisonRecord is the local runtime's own: a record it cannot deliver at all (AWS never reads one).
+Condition = Literal["RetryAttemptsExhausted", "RecordAgeExceeded", "PoisonRecord"]
 
 
 @dataclass
@@ -32,10 +36,36 @@ class StreamRecord:
     event: dict[str, Any]
     matched: bool = True
     failures: int = field(default=0, compare=False)
+    body: bytes = b""  # the event as JSON, serialised once when read (see serialise)
+    poison: str | None = None  # why the event cannot be delivered, if it cannot
 
     @property
     def seq_int(self) -> int:
         return int(self.seq)
+
+
+def serialise(record: StreamRecord) -> StreamRecord:
+    """Serialise the record's event once; a record that cannot be (a map nested past
+    orjson's depth limit, which the embedded DynamoDB accepts) is marked poison instead."""
+    try:
+        record.body = orjson.dumps(record.event)
+    except (TypeError, ValueError) as e:  # orjson.JSONEncodeError is a TypeError
+        record.poison = f"the runtime cannot serialise this record to JSON: {e}"
+    return record
+
+
+def event_of(records: Sequence[StreamRecord]) -> dict[str, Any]:
+    """The event of one invocation: a fresh copy per call, so a handler that changes it
+    cannot change what a retry gets."""
+    return {"Records": orjson.loads(b"[" + b",".join(r.body for r in records) + b"]")}
+
+
+def dumps_anything(value: Any) -> bytes:
+    """JSON of ``value`` even when orjson refuses it for its depth (the stdlib encoder goes deeper)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, default=repr).encode()
 
 
 def _epoch(value: Any) -> float:
@@ -143,8 +173,14 @@ def failure_message(
     status_code: int = 200,
     function_error: str | None = None,
     now: float,
+    reason: str = "",
+    with_records: bool = True,
 ) -> dict[str, Any]:
-    """The on-failure destination record, shaped like AWS's for stream sources."""
+    """The on-failure destination record, shaped like AWS's for stream sources.
+
+    Locally it also carries ``reason`` (why the runtime gave up) and ``records``, the
+    full records (AWS's holds only coordinates, which a local stream may not keep):
+    a dead-lettered record can be re-driven from the message itself."""
     response: dict[str, Any] = {"statusCode": status_code, "executedVersion": "$LATEST"}
     if function_error:
         response["functionError"] = function_error
@@ -157,7 +193,7 @@ def failure_message(
         "batchSize": len(records),
         "streamArn": stream_arn,
     }
-    return {
+    message: dict[str, Any] = {
         "requestContext": {
             "requestId": request_id,
             "functionArn": function_arn,
@@ -168,4 +204,8 @@ def failure_message(
         "version": "1.0",
         "timestamp": iso_millis(now),
         ("DDBStreamBatchInfo" if kind == "dynamodb" else "KinesisBatchInfo"): info,
+        "reason": reason,
     }
+    if with_records:
+        message["records"] = [r.event for r in records]
+    return message

@@ -84,6 +84,8 @@ class MappingStats:
     destination_messages: int = 0
     records_discarded: int = 0  # failed with no destination: logged loudly, then skipped
     records_expired: int = 0  # older than MaximumRecordAgeInSeconds
+    records_poison: int = 0  # records the runtime could not deliver at all (sent to the destination)
+    worker_restarts: int = 0  # shard workers restarted after a crash of the runtime's own code
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **counts: int) -> None:

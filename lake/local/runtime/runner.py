@@ -1,6 +1,12 @@
 """One mapping at work: its handler, source, destination and checkpoints, and the thread that
 discovers shards and starts a :class:`ShardWorker` for each readable one (children only after
-all their parents are fully processed)."""
+all their parents are fully processed).
+
+Shards are listed on a timer (the runtime's ``discovery_interval_s``), when a shard ends,
+and when the runtime is asked whether it is idle, not on every poll. The same thread
+supervises the workers: one that crashed is restarted from its checkpoint, logged and
+counted. A mapping whose stream no longer exists is disabled, not retried forever.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from lake.errors import ConfigError, LakeError
+from lake.errors import ConfigError, LakeError, NotFoundError
 from lake.filters import compile_filters
 from lake.invocation import Handler, LambdaContext, function_arn, resolve_handler
 from lake.local.runtime.checkpoint import CheckpointStore
@@ -30,6 +36,11 @@ class MappingRunner:
 
     def __init__(self, runtime: LocalRuntime, mapping: EventSourceMapping) -> None:
         self.rt, self.m = runtime, mapping
+        self.stopping = threading.Event()  # set when the runtime stops or the mapping is removed
+        self.wake = threading.Event()  # set to list shards and supervise workers now
+        self.state = "Creating"  # then Enabled, or Disabled (its stream is gone)
+        self.state_reason = ""
+        self.last_error: tuple[float, str] | None = None  # (epoch seconds, text)
         self.stats = MappingStats()
         self.source: StreamSource | None = None
         self.handler: Handler | None = None
@@ -45,6 +56,7 @@ class MappingRunner:
         self.last_settled_pass = 0  # runtime tick at the start of the last discovery pass that started nothing
         self.thread = threading.Thread(target=self._run, name=f"esm-{mapping.function_name}", daemon=True)
         self.error: BaseException | None = None
+        self.crashes: dict[str, int] = {}  # restarts per shard
 
     # -- setup -------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -58,7 +70,8 @@ class MappingRunner:
         url = queue_url(self.rt.clients, dest) if dest else None
         self.destination = FailureDestination(self.rt.clients, url, self.source.kind, self.source.arn,
                                               self.m.function_name, self.function_arn, self.stats, self.rt.clock,
-                                              self.rt.stopping)
+                                              self.stopping, self.rt.state_dir / "dead-letter")
+        self.store.bind(self.source.identity())
         for shard_id, entry in self.store.data["shards"].items():
             if entry.get("done"):
                 self.done.add(shard_id)
@@ -68,19 +81,65 @@ class MappingRunner:
         assert self.source is not None
         rt = self.rt
         first = True
-        while not rt.stopping.is_set():
+        failures = 0
+        self.state = "Enabled"
+        while not self.stopping.is_set():
+            self.wake.clear()
             started = rt.tick()
             try:
                 listing = self.source.shards()
+            except NotFoundError as e:
+                self._disable(f"its source no longer exists: {e}")
+                return
             except LakeError as e:
+                failures += 1
+                self.note_error(f"listing shards failed: {e}")
                 log.warning("%s: listing shards failed, will retry: %s", self.m.function_name, e)
-                rt.clock.wait(rt.stopping, rt.poll_interval_s * 5)
+                rt.clock.wait(self.stopping, min(rt.poll_interval_s * 5 * 2 ** min(failures - 1, 6), 30.0))
                 continue
+            failures = 0
             new = self._discover(listing, first)
             first = False
             if not new:
                 self.last_settled_pass = started
-            rt.stopping.wait(rt.poll_interval_s)  # polling pace: real time (see ShardWorker._run)
+            wait = rt.discovery_interval_s
+            while not self.stopping.is_set():
+                restart_in = self._supervise()
+                # Discovery pace is real time, as polling (see ShardWorker._run).
+                if self.wake.wait(min(wait, restart_in)) or restart_in >= wait:
+                    break
+                wait -= restart_in
+
+    def _disable(self, reason: str) -> None:
+        self.state, self.state_reason = "Disabled", reason
+        self.note_error(reason)
+        log.error("%s: mapping disabled: %s", self.m.function_name, reason)
+        self.stopping.set()
+        for w in list(self.workers.values()):
+            w.wake.set()
+
+    def _supervise(self) -> float:
+        """Restart crashed workers (each from its checkpoint); seconds until one is due, else inf."""
+        due = float("inf")
+        with self.lock:
+            for shard_id, w in list(self.workers.items()):
+                if w.crashed is None or w.thread.is_alive() or self.stopping.is_set():
+                    continue
+                # The first restart is at once; a worker that keeps crashing waits longer each time.
+                crashes = self.crashes.get(shard_id, 0)
+                delay = 0.0 if crashes == 0 else min(0.5 * 2 ** (crashes - 1), 30.0)
+                left = w.crashed_at + delay - time.monotonic()
+                if left > 0:
+                    due = min(due, left)
+                    continue
+                self.crashes[shard_id] = crashes + 1
+                self.stats.add(worker_restarts=1)
+                log.error("%s: restarting the worker of shard %s from its checkpoint (restart %d)",
+                          self.m.function_name, shard_id, crashes + 1)
+                worker = ShardWorker(self, shard_id, w.position)
+                self.workers[shard_id] = worker
+                worker.thread.start()
+        return due
 
     def _discover(self, listing: list[ShardInfo], first: bool) -> int:
         present = {s.shard_id for s in listing}
@@ -120,15 +179,22 @@ class MappingRunner:
         self.done.add(shard_id)
         self.store.update(shard_id, done=True)
 
+    def note_error(self, text: str) -> None:
+        """Remember the latest error of this mapping (for ``lake status``)."""
+        self.last_error = (self.rt.clock.now(), text)
+
     def is_closed(self, shard_id: str) -> bool:
         """Whether the last listing showed the shard closed (it gets no new records)."""
         with self.lock:
             info = self.shards.get(shard_id)
             return bool(info and info.closed)
 
-    def idle_since(self, tick: int) -> bool:
-        """A discovery pass and every shard found nothing to do after ``tick``, and no shard waits to start."""
-        if self.last_settled_pass <= tick:
+    def idle_since(self, tick: int, listed_after: int | None = None) -> bool:
+        """Every shard found nothing to do after ``tick``, a discovery pass after ``listed_after``
+        (default ``tick``) started nothing, and no shard waits to start. A disabled mapping is idle."""
+        if self.state == "Disabled":
+            return True
+        if self.last_settled_pass <= (tick if listed_after is None else listed_after):
             return False
         with self.lock:
             workers = list(self.workers.values())

@@ -8,7 +8,9 @@ responses, record age, the on-failure destination: ``destination``), then checkp
 batch (``checkpoint``) and moves on.
 
 Mapping time (record ages, batching windows, time limits, retry pauses) is read from the
-runtime's :class:`lake.clock.Clock`, so tests can stop it and move it by hand.
+runtime's :class:`lake.clock.Clock`, so tests can stop it and move it by hand. Polling
+pace (idle reads backing off from ``poll_interval_s`` to ``max_idle_interval_s``, shard
+discovery every ``discovery_interval_s``) is real time.
 """
 
 from __future__ import annotations
@@ -32,17 +34,25 @@ log = logging.getLogger("lake.local.runtime")
 class LocalRuntime:
     """Runs event source mappings in this process against the configured AWS endpoint.
 
-    ``clock`` is the mapping time; ``poll_interval_s`` how often (real time) an idle shard
-    is read again.
+    ``clock`` is the mapping time; ``poll_interval_s`` how often (real time) a shard with
+    records is read, and where an idle shard's backoff starts; ``max_idle_interval_s``
+    where that backoff stops; ``discovery_interval_s`` how often shards are listed
+    when nothing else asks for it; ``max_retry_backoff_s`` the longest pause (mapping
+    time) between retries of a failing batch.
     """
 
     def __init__(self, clients: Clients, mappings: Sequence[EventSourceMapping], state_dir: str | Path,
-                 poll_interval_s: float = 0.1, clock: Clock = SYSTEM_CLOCK) -> None:
+                 poll_interval_s: float = 0.1, clock: Clock = SYSTEM_CLOCK, max_idle_interval_s: float = 1.0,
+                 discovery_interval_s: float = 10.0, max_retry_backoff_s: float = 30.0) -> None:
         self.clients = clients
         self.region = clients.settings.region
         self.state_dir = Path(state_dir)
         self.poll_interval_s = poll_interval_s
+        self.max_idle_interval_s = max(poll_interval_s, max_idle_interval_s)
+        self.discovery_interval_s = discovery_interval_s
+        self.max_retry_backoff_s = max_retry_backoff_s
         self.clock = clock
+        self._idle_waiters = 0  # wait_idle calls in progress: activity then wakes every idle shard
         ids = [m.mapping_id for m in mappings]
         if len(set(ids)) != len(ids):
             raise ConfigError("two mappings share a function and a source: give them distinct names")
@@ -60,6 +70,16 @@ class LocalRuntime:
                 key = runner.m.mapping_id
             self.stats[key] = runner.stats
         self.started = False
+
+    @property
+    def mappings(self) -> list[EventSourceMapping]:
+        """The mappings of this runtime, in the order they were added."""
+        return [r.m for r in self._runners]
+
+    def retry_delay(self, invocations: int) -> float:
+        """The pause before retrying a batch invoked ``invocations`` times: doubling from the
+        poll interval, capped at ``max_retry_backoff_s``."""
+        return float(min(self.poll_interval_s * 2 ** min(invocations - 1, 30), self.max_retry_backoff_s))
 
     def add_mapping(self, mapping: EventSourceMapping) -> bool:
         """Add a mapping to a runtime (running or not), as creating an event source mapping on AWS.
@@ -79,6 +99,38 @@ class LocalRuntime:
             runner.thread.start()
         log.info("mapping added: %s <- %s", mapping.function_name, mapping.event_source_arn)
         return True
+
+    def remove_mapping(self, mapping_id: str, timeout: float = 5) -> bool:
+        """Stop and forget a mapping (as deleting an event source mapping); False if there is none.
+        Its checkpoints stay on disk. ``timeout``: real seconds to wait for its threads."""
+        runner = next((r for r in self._runners if r.m.mapping_id == mapping_id), None)
+        if runner is None:
+            return False
+        self._runners.remove(runner)
+        for key, stats in list(self.stats.items()):
+            if stats is runner.stats:
+                del self.stats[key]
+        self._stop_runner(runner, time.monotonic() + timeout)
+        log.info("mapping removed: %s <- %s", runner.m.function_name, runner.m.event_source_arn)
+        return True
+
+    @staticmethod
+    def _stop_runner(runner: MappingRunner, deadline: float) -> None:
+        runner.stopping.set()
+        runner.wake.set()
+        workers = list(runner.workers.values())
+        for w in workers:
+            w.wake.set()
+        for t in [runner.thread] + [w.thread for w in workers]:
+            if t.is_alive():
+                t.join(max(0.0, deadline - time.monotonic()))
+
+    def wake_all(self) -> None:
+        """End every idle wait now: each shard reads again and each mapping lists its shards."""
+        for runner in list(self._runners):
+            runner.wake.set()
+            for w in list(runner.workers.values()):
+                w.wake.set()
 
     def start(self) -> None:
         """Check every source, handler and destination, then start polling in background threads."""
@@ -106,12 +158,12 @@ class LocalRuntime:
         a restart, since only completed batches are checkpointed. ``timeout``: real seconds
         to wait for the threads."""
         self.stopping.set()
+        for runner in self._runners:
+            runner.stopping.set()
+        self.wake_all()
         deadline = time.monotonic() + timeout
         for runner in self._runners:
-            threads = [runner.thread] + [w.thread for w in list(runner.workers.values())]
-            for t in threads:
-                if t.is_alive():
-                    t.join(max(0.0, deadline - time.monotonic()))
+            self._stop_runner(runner, deadline)
         self.started = False
 
     def tick(self) -> int:
@@ -122,6 +174,8 @@ class LocalRuntime:
         """Something was read or completed: earlier empty reads no longer prove idleness."""
         with self._activity_lock:  # two threads at once: the later tick must win
             self._last_activity = max(self._last_activity, self.tick())
+        if self._idle_waiters:
+            self.wake_all()  # someone waits for idleness: shards backing off must look again now
 
     def wait_idle(self, timeout: float) -> bool:
         """True once every shard of every mapping has been read to its end after this call began
@@ -133,15 +187,22 @@ class LocalRuntime:
         """
         t0 = self.tick()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for runner in self._runners:
-                if runner.error is not None:
-                    raise runner.error
-            since = max(t0, self._last_activity)
-            if all(r.idle_since(since) for r in list(self._runners)):
-                return True
-            time.sleep(min(self.poll_interval_s, 0.05))
-        return False
+        with self._activity_lock:
+            self._idle_waiters += 1
+        try:
+            self.wake_all()  # idle shards back off: ask them (and the shard listings) to look now
+            while time.monotonic() < deadline:
+                for runner in self._runners:
+                    if runner.error is not None:
+                        raise runner.error
+                since = max(t0, self._last_activity)
+                if all(r.idle_since(since, t0) for r in list(self._runners)):
+                    return True
+                time.sleep(min(self.poll_interval_s, 0.05))
+            return False
+        finally:
+            with self._activity_lock:
+                self._idle_waiters -= 1
 
     def run_until_idle(self, timeout: float) -> bool:
         """Start if needed, then wait until idle (convenient for tests and the demo)."""

@@ -41,12 +41,22 @@ class StreamSource:
     def shards(self) -> list[ShardInfo]:
         raise NotImplementedError
 
+    def identity(self) -> str:
+        """What tells this instance of the stream from another one under the same ARN (its creation time)."""
+        raise NotImplementedError
+
     def iterator(self, shard_id: str, kind: str, seq: str | None = None,
                  timestamp: datetime | None = None) -> str:
         raise NotImplementedError
 
     def read(self, shard_id: str, iterator: str, limit: int) -> ReadResult:
         raise NotImplementedError
+
+
+def _instant(value: Any) -> str:
+    if isinstance(value, datetime):
+        return f"{value.timestamp():.6f}"
+    return str(value)
 
 
 def _call(kind: str, name: str, fn: Any, **kwargs: Any) -> Any:
@@ -86,6 +96,11 @@ class DynamoDBStreamSource(StreamSource):
                 return out
             kwargs["ExclusiveStartShardId"] = last
 
+    def identity(self) -> str:
+        desc = _call("DynamoDB stream", self.arn, self.api.describe_stream, StreamArn=self.arn,
+                     Limit=1)["StreamDescription"]
+        return f"created {_instant(desc.get('CreationRequestDateTime'))}"
+
     def iterator(self, shard_id: str, kind: str, seq: str | None = None,
                  timestamp: datetime | None = None) -> str:
         if kind == "AT_TIMESTAMP":
@@ -124,6 +139,11 @@ class KinesisSource(StreamSource):
             if not token:
                 return out
             kwargs = {"NextToken": token}
+
+    def identity(self) -> str:
+        desc = _call("Kinesis stream", self.name, self.api.describe_stream_summary,
+                     StreamARN=self.arn)["StreamDescriptionSummary"]
+        return f"created {_instant(desc.get('StreamCreationTimestamp'))}"
 
     def iterator(self, shard_id: str, kind: str, seq: str | None = None,
                  timestamp: datetime | None = None) -> str:

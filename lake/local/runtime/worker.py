@@ -1,23 +1,27 @@
 """One shard of one mapping: read in order, filter, batch, invoke, handle failures as Lambda, checkpoint.
 
-Failures are handled as Lambda's stream mappings do: retries with a pause, bisection,
-partial batch responses (resuming at the lowest reported record), the record age limit,
-and the on-failure destination. Only completed batches are checkpointed.
+Failures are handled as Lambda's stream mappings do: retries with exponential backoff,
+bisection, partial batch responses (resuming at the lowest reported record), the record
+age limit, and the on-failure destination. Only completed batches are checkpointed.
+
+Each record is serialised once, when read; one the runtime cannot serialise is poison
+and goes to the destination alone, with its reason, and the shard goes on. An idle
+shard is read less and less often (from the poll interval up to the runtime's maximum),
+as Lambda's pollers do, and at the poll interval again as soon as it has records.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import orjson
-
-from lake.errors import TransientError
+from lake.errors import NotFoundError, TransientError
 from lake.invocation import Outcome
-from lake.local.runtime.events import Condition, StreamRecord
+from lake.local.runtime.events import Condition, StreamRecord, event_of, serialise
 from lake.local.runtime.invoke import invoke, outcome
 from lake.local.runtime.sources import IteratorExpired
 
@@ -47,6 +51,8 @@ class ShardWorker:
     def __init__(self, runner: MappingRunner, shard_id: str, position: str) -> None:
         self.r, self.shard_id, self.position = runner, shard_id, position
         self.rt, self.clock = runner.rt, runner.rt.clock
+        self.stopping = runner.stopping
+        self.wake = threading.Event()  # set to end an idle wait early (wait_idle, stop)
         self.buffer: deque[StreamRecord] = deque()
         self.iterator: str | None = None
         self.last_read_seq: str | None = (runner.store.shard(shard_id) or {}).get("seq")
@@ -54,10 +60,15 @@ class ShardWorker:
         self.finished = False
         self.last_empty_read = 0  # runtime tick at the start of the last read that found nothing new
         self.first_buffered_at = 0.0  # clock.monotonic() of the read that started the buffer
+        self.in_flight: list[StreamRecord] = []  # the batch being delivered
+        self.crashed: BaseException | None = None
+        self.crashed_at = 0.0  # time.monotonic(): restarts are paced in real time, as polling
         self.thread = threading.Thread(target=self._run, name=f"shard-{shard_id}", daemon=True)
 
     def idle_since(self, tick: int) -> bool:
         """Finished, or nothing buffered or in flight and a read that began after ``tick`` found nothing."""
+        if self.crashed is not None:
+            return False  # waiting to be restarted: its records are not done
         return self.finished or (not self.busy and not self.buffer and self.last_empty_read > tick)
 
     # -- reading -----------------------------------------------------------------------------------
@@ -73,19 +84,35 @@ class ShardWorker:
         self.r.store.update(self.shard_id, start=kind)
         return it
 
+    def lag(self, now: float) -> float:
+        """Seconds since the oldest record read and not yet done arrived (the iterator age)."""
+        pending = self.in_flight[:1] or list(self.buffer)[:1]
+        return max(0.0, now - pending[0].arrival) if pending else 0.0
+
     def _run(self) -> None:
+        base = self.rt.poll_interval_s
+        interval = base
         try:
-            while not self.rt.stopping.is_set():
-                if not self._step():
-                    # Polling pace, not mapping time: how often an idle shard asks its source
-                    # again is real time even under a test clock, or a stopped clock would
-                    # stop the runtime from seeing new records at all.
-                    self.rt.stopping.wait(self.rt.poll_interval_s)
+            while not self.stopping.is_set():
+                if self._step():
+                    interval = base
+                    continue
+                # Polling pace, not mapping time: how often an idle shard asks its source
+                # again is real time even under a test clock, or a stopped clock would
+                # stop the runtime from seeing new records at all. A shard gathering a
+                # batch keeps the base pace; an idle one backs off.
+                woken = self.wake.wait(base if self.buffer else interval)
+                self.wake.clear()
+                interval = base if woken or self.buffer else min(interval * 2, self.rt.max_idle_interval_s)
         except _Stopped:
             pass
-        except Exception:
-            log.exception("%s: shard %s worker died", self.r.m.function_name, self.shard_id)
-            self.r.error = self.r.error or RuntimeError(f"shard {self.shard_id} worker died")
+        except Exception as e:
+            # A bug of the runtime's own (the handler's errors never get here): the runner
+            # restarts the shard from its checkpoint, so nothing is skipped.
+            log.exception("%s: shard %s worker crashed", self.r.m.function_name, self.shard_id)
+            self.crashed, self.crashed_at = e, time.monotonic()
+            self.r.note_error(f"shard {self.shard_id} worker crashed: {type(e).__name__}: {e}")
+            self.r.wake.set()
         finally:
             self.busy = False
 
@@ -114,10 +141,18 @@ class ShardWorker:
                 return True
             except TransientError as e:
                 log.warning("%s: shard %s: read failed, will retry: %s", m.function_name, self.shard_id, e)
+                self.r.note_error(f"read failed: {e}")
+                return False
+            except NotFoundError as e:
+                # The stream is gone: the runner's next listing finds out and disables the mapping.
+                self.r.note_error(f"read failed: {e}")
+                self.r.wake.set()
                 return False
             self.iterator = res.next_iterator
             for rec in res.records:
                 rec.matched = self.r.predicate(rec.event)
+                if rec.matched:
+                    serialise(rec)
                 if not self.buffer:
                     self.first_buffered_at = now
                 self.buffer.append(rec)
@@ -140,6 +175,7 @@ class ShardWorker:
             with self.r.lock:
                 self.r.mark_done(self.shard_id)
             log.info("%s: shard %s fully processed", m.function_name, self.shard_id)
+            self.r.wake.set()  # its children may start now
             raise _Stopped
         if not got_new:
             self.last_empty_read = read_tick
@@ -161,15 +197,18 @@ class ShardWorker:
             filtered = len(taken) - len(batch)
             if filtered:
                 self.r.stats.add(records_filtered=filtered)
+            self.in_flight = taken
             if batch and not self._deliver(batch):
                 # Stopped mid-batch: put it back so nothing past the checkpoint is skipped.
                 self.buffer.extendleft(reversed(taken))
                 raise _Stopped
             self.r.store.update(self.shard_id, seq=taken[-1].seq)
+            self.in_flight = []
             # A handler may have written to a stream another mapping reads: that mapping's
             # earlier empty reads no longer prove it idle.
             self.rt.note_activity()
         finally:
+            self.in_flight = []
             self.busy = False
 
     def _expired_prefix(self, records: list[StreamRecord]) -> int:
@@ -182,10 +221,12 @@ class ShardWorker:
             n += 1
         return n
 
-    def _give_up(self, unit: _Unit, records: list[StreamRecord], condition: Condition) -> None:
+    def _give_up(self, unit: _Unit, records: list[StreamRecord], condition: Condition, reason: str = "") -> None:
         assert self.r.destination is not None
+        first_line = reason.splitlines()[0] if reason else ""
+        self.r.note_error(f"{len(records)} record(s) given up ({condition}): {first_line}")
         if not self.r.destination.send(self.shard_id, records, condition, unit.invocations, unit.request_id,
-                                       unit.last):
+                                       unit.last, reason):
             raise _Stopped
 
     def _deliver(self, batch: list[StreamRecord]) -> bool:
@@ -194,23 +235,39 @@ class ShardWorker:
         assert r.handler is not None
         units: deque[_Unit] = deque([_Unit(batch)])
         while units:
-            if rt.stopping.is_set():
+            if self.stopping.is_set():
                 return False
             unit = units[0]
             expired = self._expired_prefix(unit.records)
             if expired:
                 r.stats.add(records_expired=expired)
-                self._give_up(unit, unit.records[:expired], "RecordAgeExceeded")
+                self._give_up(unit, unit.records[:expired], "RecordAgeExceeded",
+                              f"older than MaximumRecordAgeInSeconds ({m.maximum_record_age_s:g} s)"
+                              + (f"; last error: {unit.last.error}" if unit.last and unit.last.error else ""))
                 unit.records = unit.records[expired:]
                 if not unit.records:
                     units.popleft()
                     continue
+            poison = next((i for i, rec in enumerate(unit.records) if rec.poison), None)
+            if poison == 0:
+                # Alone, in order: the records before it were delivered, those after it follow.
+                bad = unit.records[0]
+                r.stats.add(records_poison=1)
+                self._give_up(_Unit([bad]), [bad], "PoisonRecord", bad.poison or "")
+                unit.records = unit.records[1:]
+                if not unit.records:
+                    units.popleft()
+                continue
+            if poison is not None:
+                units.popleft()
+                units.extendleft([_Unit(unit.records[poison:]), _Unit(unit.records[:poison], unit.invocations,
+                                                                        unit.last, unit.request_id)])
+                continue
             seqs = [rec.seq for rec in unit.records]
             ctx = r.context(self.shard_id)
             unit.request_id = ctx.aws_request_id
-            event = {"Records": orjson.loads(orjson.dumps([rec.event for rec in unit.records]))}
-            kind, result = invoke(r.handler, event, ctx, m.timeout_s, self.clock)
-            if rt.stopping.is_set():
+            kind, result = invoke(r.handler, event_of(unit.records), ctx, m.timeout_s, self.clock)
+            if self.stopping.is_set():
                 return False  # stopped meanwhile: leave the batch unacknowledged, it is redelivered
             out = outcome(kind, result, seqs, m.report_batch_item_failures)
             unit.invocations += 1
@@ -238,11 +295,13 @@ class ShardWorker:
                 r.stats.add(bisections=1)
                 log.info("%s: bisected into %d + %d record(s)", m.function_name, half, len(unit.records) - half)
                 continue
+            r.note_error((out.error or "the batch failed").splitlines()[0])
             if 0 <= m.maximum_retry_attempts < unit.invocations:
-                self._give_up(unit, unit.records, "RetryAttemptsExhausted")
+                self._give_up(unit, unit.records, "RetryAttemptsExhausted", out.error or "")
                 units.popleft()
                 continue
             r.stats.add(retries=1)
-            # Lambda backs off between stream retries; locally a short, bounded pause.
-            self.clock.wait(rt.stopping, min(rt.poll_interval_s * (2 ** min(unit.invocations - 1, 4)), 1.0))
+            # Lambda backs off exponentially between stream retries: an outage holds the
+            # shard without hammering what is down, and nothing moves past the checkpoint.
+            self.clock.wait(self.stopping, rt.retry_delay(unit.invocations))
         return True
