@@ -7,7 +7,6 @@ or re-split batch changes nothing twice (docs/adr/0003).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import logging
@@ -76,10 +75,13 @@ def _fetch_claim(settings: Settings, clients: Clients, ref: ClaimRef) -> Mapping
 
 
 def decode_batch(settings: Settings, clients: Clients, records: Sequence[Mapping[str, Any]],
-                 result: CurateResult) -> list[Change]:
-    """Decode, resolve claim checks, quarantine the undecodable, dedupe by event_id."""
+                 result: CurateResult, bad: list[Quarantined] | None = None) -> list[Change]:
+    """Decode, resolve claim checks, quarantine the undecodable, dedupe by event_id.
+
+    ``bad``: collect the undecodable there instead, for the caller to quarantine."""
     changes: list[Change] = []
-    bad: list[Quarantined] = []
+    deferred = bad is not None
+    bad = [] if bad is None else bad
     seen: set[str] = set()
     for rec in records:
         coords = Coordinates("shardId-unknown", "")
@@ -106,7 +108,7 @@ def decode_batch(settings: Settings, clients: Clients, records: Sequence[Mapping
             continue
         seen.add(change.event_id)
         changes.append(change)
-    if bad:
+    if bad and not deferred:
         try:
             quarantine(settings, clients, bad)
             result.quarantined += len(bad)
@@ -148,11 +150,12 @@ def _payloads(settings: Settings, clients: Clients, records: Sequence[Mapping[st
     shards: list[str] = []
     seqs: list[str] = []
     split = wire.split_envelope
+    a2b = binascii.a2b_base64  # what base64.b64decode(validate=True) calls, minus its wrapper
     for rec in records:
         try:
             kin = rec["kinesis"]
             seq = kin["sequenceNumber"]
-            data = base64.b64decode(kin["data"], validate=True)
+            data = a2b(kin["data"], strict_mode=True)
         except (KeyError, TypeError, ValueError, binascii.Error):
             raise Unsupported("a Kinesis record without sequence number or base64 data") from None
         if type(seq) is not str:
@@ -187,19 +190,54 @@ def _other_envelope(settings: Settings, clients: Clients, data: bytes, rec: Mapp
 
 def convert_batch(settings: Settings, clients: Clients, records: Sequence[Mapping[str, Any]],
                   result: CurateResult) -> list[Rows]:
-    """The batch's rows per source table: columnar when the batch allows it, else record by
-    record (which quarantines what cannot be decoded). Both give the same tables."""
+    """The batch's rows per source table (in order of first appearance), both paths giving
+    the same tables: columnar for each envelope table with at least COLUMNAR_MIN_RECORDS
+    records in the batch (``columnar.convert_grouped``), record by record for the rest
+    (which quarantines what cannot be decoded), and for the whole batch whenever the
+    groups would not give the reference's result as is (an event id in two groups, one
+    source table in two)."""
     if len(records) >= COLUMNAR_MIN_RECORDS:
         try:
-            converted = columnar.convert(*_payloads(settings, clients, records))
+            grouped = columnar.convert_grouped(*_payloads(settings, clients, records), COLUMNAR_MIN_RECORDS)
         except Unsupported as e:
             log.info("batch of %d records takes the per-record path: %s", len(records), e)
         else:
-            result.duplicates += converted.duplicates
-            return list(converted.tables)
+            part = CurateResult()
+            bad: list[Quarantined] = []
+            rest = [records[i] for i in grouped.rest]
+            if rest:
+                log.info("%d of a batch's %d records take the per-record path", len(rest), len(records))
+            with paused_gc():
+                changes = decode_batch(settings, clients, rest, part, bad) if rest else []
+            position: dict[str, int] = {}
+            for i in grouped.rest:
+                position.setdefault(records[i]["kinesis"]["sequenceNumber"], i)
+            by_table: dict[str, list[Change]] = {}
+            for c in changes:
+                by_table.setdefault(c.table, []).append(c)
+            firsts = {source: position[rows[0].coords.sequence_number] for source, rows in by_table.items()}
+            ids = [c.event_id for c in changes]
+            for s in grouped.slices:
+                ids.extend(s.table.column("event_id").to_pylist())
+            sources = [s.source for s in grouped.slices] + list(by_table)
+            if len(set(ids)) == len(ids) and len(set(sources)) == len(sources):
+                if bad:
+                    try:
+                        quarantine(settings, clients, bad)
+                        part.quarantined += len(bad)
+                    except LakeError as e:
+                        log.warning("quarantine failed, reporting the records for retry: %s", e)
+                        part.failures.extend(str(q.coordinates["sequence_number"]) for q in bad)
+                result.duplicates += grouped.duplicates + part.duplicates
+                result.quarantined += part.quarantined
+                result.failures.extend(part.failures)
+                ordered: list[tuple[int, Rows]] = [(s.first, s) for s in grouped.slices]
+                ordered += [(firsts[source], RecordRows(source, rows)) for source, rows in by_table.items()]
+                return [rows for _, rows in sorted(ordered, key=lambda p: p[0])]
+            log.info("batch of %d records takes the per-record path: its groups overlap", len(records))
     with paused_gc():
         changes = decode_batch(settings, clients, records, result)
-    by_table: dict[str, list[Change]] = {}
+    by_table = {}
     for c in changes:
         by_table.setdefault(c.table, []).append(c)
     return [RecordRows(source, rows) for source, rows in by_table.items()]

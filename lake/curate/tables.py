@@ -163,7 +163,20 @@ def history_table(changes: Sequence[Change], existing: HistorySchema) -> History
     for attribute in sorted(cells):
         old = existing.columns.get(attribute)
         built[attribute] = build_column(cells[attribute], old.type if old else None)
-    return assemble_history(changes_table(changes, images=False), built, existing)
+    return assemble_history(history_meta(changes), built, existing)
+
+
+def history_meta(changes: Sequence[Change]) -> pa.Table:
+    """The metadata columns of ``<table>_history`` (HISTORY_META), as changes_table has them."""
+    return pa.Table.from_arrays([
+        pa.array([c.event_id for c in changes], pa.string()),
+        pa.array([c.event_name for c in changes], pa.string()),
+        pa.array([c.event_time_us for c in changes], TS),
+        pa.array([c.padded_sequence for c in changes], pa.string()),
+        pa.array([c.coords.shard_id for c in changes], pa.string()),
+        pa.array([c.key for c in changes], pa.string()),
+        pa.array([c.is_ttl_delete for c in changes], pa.bool_()),
+    ], schema=HISTORY_META)
 
 
 def assemble_history(changes: pa.Table, built: Mapping[str, Built | None], existing: HistorySchema) -> HistoryBatch:

@@ -352,3 +352,93 @@ def test_a_binary_key_that_is_not_base64_is_escaped_as_the_reference_does() -> N
     (part,) = columnar(payloads).tables
     assert part.changes().column("key").to_pylist() == [c.key for c in reference(payloads)["orders"]] \
         == ["pk=a\\|b", "pk=c\\\\d", "pk=AAE="]
+
+
+def _own_attributes(payloads: list[tuple[bytes, str | None]]) -> list[tuple[bytes, str | None]]:
+    """Each table's images renamed to attributes of its own (``users`` → ``users_s``...)."""
+    out = []
+    for body, table in payloads:
+        rec = orjson.loads(body)
+        prefix = table or rec.get("tableName") or rec["eventSourceARN"].split("/")[1]
+        for side in ("NewImage", "OldImage"):
+            img = rec["dynamodb"].get(side)
+            if img:
+                rec["dynamodb"][side] = {(k if k in ("pk", "sk") else f"{prefix}_{k}"): v for k, v in img.items()}
+        out.append((orjson.dumps(rec), table))
+    return out
+
+
+@pytest.mark.parametrize("enveloped", [False, True])
+def test_each_source_table_gets_only_its_own_history_columns(enveloped: bool) -> None:
+    """A batch of several tables with different attributes: a table's history holds only the
+    attributes its own records have (bare records share one parse, split afterwards)."""
+    payloads = _own_attributes(workload(21, 300))
+    if not enveloped:
+        payloads = [(b, None) for b, _ in payloads]
+    want = reference(payloads)
+    got = columnar(payloads)
+    assert [t.source for t in got.tables] == list(want)
+    for part in got.tables:
+        ref = history_table(want[part.source], HistorySchema())
+        mine = part.history(HistorySchema())
+        assert mine.schema == ref.schema and mine.added == ref.added and mine.widened == ref.widened
+        assert_tables_equal(ref.table, mine.table, tuple(a for a in ref.table.column_names if a.endswith(TEXT_ATTRS)))
+        assert_tables_equal(changes_table(want[part.source]), part.changes(), IMAGES)
+
+
+def kinesis_records(payloads: Sequence[tuple[bytes, str | None]]) -> list[dict[str, Any]]:
+    """Lambda Kinesis event records: the fan-out envelope where a table is given, else bare."""
+    from lake.fanout import wire
+
+    out = []
+    for i, (body, table) in enumerate(payloads):
+        data = wire.envelope(orjson.loads(body), table) if table else body
+        seq = str(1000 + i)
+        out.append({"kinesis": {"sequenceNumber": seq, "data": base64.b64encode(data).decode()},
+                    "eventID": f"shardId-000000000001:{seq}"})
+    return out
+
+
+def _rows(monkeypatch: pytest.MonkeyPatch, records: list[dict[str, Any]], min_records: int
+          ) -> tuple[list[Any], Any]:
+    from lake.curate import consumer
+    from lake.settings import Settings
+
+    monkeypatch.setattr(consumer, "COLUMNAR_MIN_RECORDS", min_records)
+    result = consumer.CurateResult()
+    parts = consumer.convert_batch(Settings.resolve({}, environ={}, config_path=None), None,  # type: ignore[arg-type]
+                                   records, result)
+    return parts, result
+
+
+@pytest.mark.parametrize("seed", [31, 32])
+def test_convert_batch_by_groups_equals_the_per_record_path(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Envelope groups above the threshold go columnar, the others record by record: the same
+    parts, in the same order, as the per-record path gives the whole batch."""
+    payloads = [(b, None if t is None and b"tableName" in b else t or orjson.loads(b)["eventSourceARN"].split("/")[1])
+                for b, t in _own_attributes(workload(seed, 400))]  # orders, users: enveloped; native: bare
+    records = kinesis_records(payloads)
+    want, want_result = _rows(monkeypatch, records, 10**9)
+    sizes = sorted(sum(1 for _, t in payloads if t == table) for table in ("orders", "users", None))
+    got, got_result = _rows(monkeypatch, records, sizes[-1])  # the largest group: columnar
+    assert sorted(type(p).__name__ for p in got) == ["RecordRows", "RecordRows", "TableSlice"]
+    assert [p.source for p in got] == [p.source for p in want]
+    assert got_result.duplicates == want_result.duplicates > 0
+    for mine, ref in zip(got, want, strict=True):
+        assert_tables_equal(ref.changes(), mine.changes(), IMAGES)
+        r, m = ref.history(HistorySchema()), mine.history(HistorySchema())
+        assert m.schema == r.schema
+        assert_tables_equal(r.table, m.table, tuple(a for a in r.table.column_names if a.endswith(TEXT_ATTRS)))
+        assert mine.coordinates() == ref.coordinates()
+
+
+def test_an_event_in_two_groups_takes_the_per_record_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same change enveloped and bare (a replay beside the fan-out): the reference keeps
+    its first copy only, so the batch is converted record by record."""
+    payloads: list[tuple[bytes, str | None]] = [
+        (b, "orders") for b, _ in workload(41, 150)
+        if orjson.loads(b).get("eventSourceARN", "").endswith("/orders/stream/2024-01-01T00:00:00.000")]
+    payloads.append((payloads[0][0], None))
+    got, result = _rows(monkeypatch, kinesis_records(payloads), 10)
+    assert [type(p).__name__ for p in got] == ["RecordRows"]
+    assert result.duplicates == 1 + len(payloads) - 1 - len(got[0].rows)
