@@ -4,6 +4,14 @@ moto stands in for DynamoDB (+ Streams), Kinesis, S3, SQS, SNS, EventBridge and
 Glue. Because the server runs in our own process we can also do the one thing
 moto does not: expire items whose Time to Live has passed, producing REMOVE
 stream records with DynamoDB's service identity, as the real TTL sweeper does.
+
+The server is closed to other origins (:class:`LoopbackGuard`), the TTL sweeper keeps an
+expiry index (:class:`ExpiryIndex`), and the streams forget what AWS forgets
+(:class:`IteratorStore`, :func:`_patch_stream_memory`).
+
+Over 500 lines on purpose (ARCHITECTURE rule 7): every patch pinned to moto's internals lives
+here, next to the others it interacts with (they wrap the same moto functions, in an order
+that matters: see :func:`patch_moto`); the tests pinning them are tests/integration/test_embedded*.py.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ import socket
 import threading
 import time
 import urllib.request
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -67,6 +77,7 @@ def patch_moto() -> None:
         return
     from moto.dynamodb.models.table import Table
 
+    _patch_stream_memory()  # first: it wraps moto's own StreamRecord.__init__ and StreamShard.add
     original_init = StreamRecord.__init__
     original_update = DynamoDBBackend.update_item
     original_add = StreamShard.add
@@ -115,6 +126,204 @@ def patch_moto() -> None:
     Table.put_item = put_item  # type: ignore[method-assign]
     _patch_glue_version_check()
     _PATCHED = True
+
+
+# -- Stream memory --------------------------------------------------------------
+
+stream_now: Callable[[], float] = time.time
+"""The clock of the streams' retention and iterator expiry (tests replace it)."""
+DDB_STREAM_RETENTION_S = 24 * 3600.0
+"""DynamoDB Streams keep a record 24 hours. Kinesis streams keep theirs ``RetentionPeriodHours``."""
+DDB_ITERATOR_TTL_S = 15 * 60.0
+"""A DynamoDB Streams shard iterator expires 15 minutes after it is handed out."""
+CONSUMED_ITERATOR_GRACE_S = 60.0
+"""A consumed iterator stays usable this long: a reader whose answer was lost may read it again."""
+MAX_ITERATORS = 10_000
+"""At most this many live iterators per region (AWS allows 5 GetShardIterator/s per shard: 4,500 in
+15 minutes); beyond, the oldest go first. About 1.3 KB each in moto."""
+MOTO_ORIGINALS: dict[str, Callable[..., Any]] = {}
+"""The moto functions the stream patches wrap, by qualified name (for the tests that pin them)."""
+_DDB_TRIM_EVERY_S = 60.0
+
+
+class IteratorStore(dict):  # type: ignore[type-arg]
+    """moto's DynamoDB Streams iterator table (``shard_iterators``), forgetting as AWS does.
+
+    moto keeps every iterator it hands out (one per idle poll, ~1.3 KB each). Here an iterator
+    is dropped 15 minutes after it was handed out, or :data:`CONSUMED_ITERATOR_GRACE_S` after
+    its first GetRecords (whose answer carries the next one), or when :data:`MAX_ITERATORS`
+    newer ones exist; reading a dropped iterator fails
+    with ``ExpiredIteratorException``, as on AWS, and a reader asks for a new one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._born: OrderedDict[str, float] = OrderedDict()
+        self._consumed: deque[tuple[float, str]] = deque()
+        self._lock = threading.Lock()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        now = stream_now()
+        with self._lock:
+            self._prune(now)
+            super().__setitem__(key, value)
+            self._born[key] = now
+
+    def __getitem__(self, key: str) -> Any:
+        from moto.core.exceptions import JsonRESTError
+
+        now = stream_now()
+        with self._lock:
+            self._prune(now)
+            if key not in self:
+                raise JsonRESTError("ExpiredIteratorException",
+                                    "Iterator expired. The iterator was created over 15 minutes ago "
+                                    "or was consumed over a minute ago.")
+            self._consumed.append((now + CONSUMED_ITERATOR_GRACE_S, key))
+            return super().__getitem__(key)
+
+    def _prune(self, now: float) -> None:
+        while self._consumed and self._consumed[0][0] <= now:
+            _, key = self._consumed.popleft()
+            self.pop(key, None)
+            self._born.pop(key, None)
+        while self._born:
+            key, born = next(iter(self._born.items()))
+            if now - born <= DDB_ITERATOR_TTL_S and len(self._born) < MAX_ITERATORS:
+                break
+            self._born.popitem(last=False)
+            self.pop(key, None)
+
+
+def _trim_ddb_shard(shard: Any, now: float) -> None:
+    """Drop the records older than the retention, at most once a minute (a list's head is costly to
+    cut). The shard's ``starting_sequence_number`` moves past them, so moto's arithmetic
+    (``seq = starting + position``) numbers the next records on, and TRIM_HORIZON starts at the
+    oldest record kept."""
+    if now < shard.__dict__.get("_lake_next_trim", 0.0):
+        return
+    shard._lake_next_trim = now + _DDB_TRIM_EVERY_S
+    horizon = now - DDB_STREAM_RETENTION_S
+    items = shard.items
+    n = 0
+    while n < len(items) and items[n].__dict__.get("_lake_at", now) < horizon:
+        n += 1
+    if n:
+        del items[:n]
+        shard.starting_sequence_number += n
+
+
+def _trimmed(what: str) -> Exception:
+    from moto.core.exceptions import JsonRESTError
+
+    return JsonRESTError("TrimmedDataAccessException",
+                         f"{what} is older than the stream's 24 hour retention: read from TRIM_HORIZON")
+
+
+def _patch_stream_memory() -> None:
+    """moto keeps every DynamoDB Streams iterator and every stream record (DynamoDB Streams
+    and Kinesis) forever. Iterators go to an :class:`IteratorStore`; records older than the
+    retention are dropped (DynamoDB Streams: 24 h, :func:`_trim_ddb_shard`; Kinesis: the
+    stream's ``RetentionPeriodHours``, on each put), with sequence numbers going on and
+    GetRecords unchanged for what is kept. Kinesis iterators are moto's encoded positions:
+    nothing is kept for them."""
+    from moto.dynamodb.models.table import StreamRecord, StreamShard
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
+    from moto.kinesis.models import Shard, Stream
+
+    original_backend_init = DynamoDBStreamsBackend.__init__
+    original_record_init = StreamRecord.__init__
+    original_add = StreamShard.add
+    original_get_iterator = DynamoDBStreamsBackend.get_shard_iterator
+    original_iterator_get = ShardIterator.get
+    original_kinesis_put = Shard.put_record
+    original_stream_put = Stream.put_record
+
+    def backend_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_backend_init(self, *args, **kwargs)
+        self.shard_iterators = IteratorStore()
+
+    def record_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_record_init(self, *args, **kwargs)
+        self._lake_at = stream_now()
+
+    def add(self: Any, old: Any, new: Any) -> None:
+        original_add(self, old, new)
+        _trim_ddb_shard(self, stream_now())
+
+    def get_shard_iterator(self: Any, arn: str, shard_id: str, shard_iterator_type: str,
+                           sequence_number: Any = None) -> Any:
+        if shard_iterator_type in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER") and sequence_number is not None:
+            shard = self._get_table_from_arn(arn).stream_shard
+            first = int(sequence_number) + (shard_iterator_type == "AFTER_SEQUENCE_NUMBER")
+            if shard is not None and first < shard.starting_sequence_number:
+                raise _trimmed(f"sequence number {sequence_number}")
+        return original_get_iterator(self, arn, shard_id, shard_iterator_type, sequence_number)
+
+    def iterator_get(self: Any, limit: int = 1000) -> Any:
+        start = self.stream_shard.starting_sequence_number
+        if self.sequence_number < start:  # its records were dropped since it was handed out
+            if self.shard_iterator_type != "TRIM_HORIZON":
+                raise _trimmed("the iterator's position")
+            self.sequence_number = start
+        return original_iterator_get(self, limit)
+
+    def kinesis_put(self: Any, *args: Any, **kwargs: Any) -> str:
+        # Numbered from the last number handed out, not from the last record kept.
+        seq = int(original_kinesis_put(self, *args, **kwargs))
+        last = self.__dict__.get("_lake_last_seq", 0)
+        record = self.records[seq]
+        if seq <= last:  # every record was dropped: moto restarted at 1
+            del self.records[seq]
+            seq = record.sequence_number = last + 1
+            self.records[seq] = record
+        record._lake_at = stream_now()
+        self._lake_last_seq = seq
+        return str(seq)
+
+    def max_seq(self: Any) -> int:
+        if self.records:
+            return int(next(reversed(self.records)))
+        return int(self.__dict__.get("_lake_last_seq", 0)) if self.__dict__.get("_lake_trimmed") else 0
+
+    def min_seq(self: Any) -> int:
+        return int(next(iter(self.records))) if self.records else 0
+
+    def stream_put(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seq, shard_id = original_stream_put(self, *args, **kwargs)
+        shard = self.shards.get(shard_id)
+        if shard is not None and shard.records:
+            horizon = stream_now() - self.retention_period_hours * 3600
+            records = shard.records
+            while records and next(iter(records.values())).__dict__.get("_lake_at", horizon) < horizon:
+                records.popitem(last=False)
+                shard._lake_trimmed = True
+        return seq, shard_id
+
+    MOTO_ORIGINALS.update({f.__qualname__: f for f in (
+        original_backend_init, original_record_init, original_add, original_get_iterator, original_iterator_get,
+        original_kinesis_put, original_stream_put, Shard.get_records, DynamoDBStreamsBackend.get_records,
+        StreamShard.get)})
+    DynamoDBStreamsBackend.__init__ = backend_init  # type: ignore[method-assign]
+    StreamRecord.__init__ = record_init  # type: ignore[method-assign]
+    StreamShard.add = add  # type: ignore[method-assign]
+    DynamoDBStreamsBackend.get_shard_iterator = get_shard_iterator  # type: ignore[method-assign]
+    ShardIterator.get = iterator_get  # type: ignore[method-assign]
+    Shard.put_record = kinesis_put  # type: ignore[method-assign]
+    Shard.get_max_sequence_number = max_seq  # type: ignore[method-assign]
+    Shard.get_min_sequence_number = min_seq  # type: ignore[method-assign]
+    Stream.put_record = stream_put  # type: ignore[method-assign]
+    # Backends made before the patch (moto builds them lazily, but a reset re-makes them).
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    for account in list(dynamodbstreams_backends.keys()):
+        for region in list(dynamodbstreams_backends[account].keys()):
+            b = dynamodbstreams_backends[account][region]
+            if not isinstance(b.shard_iterators, IteratorStore):
+                store = IteratorStore()
+                for k, v in b.shard_iterators.items():
+                    store[k] = v
+                b.shard_iterators = store
 
 
 def _patch_glue_version_check() -> None:
