@@ -13,7 +13,8 @@ attribute can.
 
 The pieces: ``arrays`` (small Arrow helpers, :class:`~lake.curate.arrays.Unsupported`),
 ``tags`` (DynamoDB type tags), ``json_text`` (JSON text kernels), ``history_columns`` (typed
-history columns), ``pool`` (the shared worker pool); ``parquet`` writes the result.
+history columns), ``pool`` (the shared worker pool). ``convert_grouped`` converts a batch
+table by table (the consumer's entry point).
 """
 
 from __future__ import annotations

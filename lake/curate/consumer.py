@@ -37,10 +37,12 @@ from lake.settings import Settings
 log = logging.getLogger(__name__)
 
 STAGE = "curate"
-# Below this many records the per-record path is as fast: the columnar one pays a fixed cost
-# per kernel call (a few hundred calls per batch), whatever the batch size. Measured with
-# benchmarks/bench_convert.py's records: 100 → 12.5k vs 16k rec/s, 500 → 36k vs 23k rec/s.
-COLUMNAR_MIN_RECORDS = 128
+# A source table with fewer records than this in a batch takes the per-record path: the
+# columnar one pays a fixed cost per kernel call, and its calls grow with the table's
+# attributes and their nesting, not with its rows. On benchmarks/bench_convert.py's varied
+# records (five tables, maps, lists, sets, NEW_AND_OLD_IMAGES) per-record converts ~15k rec/s
+# at any size; columnar ~4k at 250 records of one table, ~9-10k at 1,000, ~12-25k at 4,000.
+COLUMNAR_MIN_RECORDS = 1000
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The curate stage's worker pool: one per process, shared by every batch and strand of work.
 
-Past the parse, a batch's work would run on one thread: but the image texts, the history
-attributes and the two Parquet writes are independent, and pyarrow's kernels and Parquet
-writer release the GIL. Two workers beside the caller keep two cores busy (the dev machine
+Past the parse, a batch's work would run on one thread: but the parse's halves, the image
+texts and the history attributes are independent, and pyarrow's reader and kernels release
+the GIL. Two workers beside the caller keep two cores busy (the dev machine
 and a Lambda above 1769 MB have two or more); on one core they merely take turns. Only the
 calling thread submits, and pool tasks never wait on the pool, so nothing can deadlock
 however many callers share it.

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from lake.curate.columns import Built, ColumnType, arrow_type, build_column
 from lake.curate.decode import Change, changed_attributes, keys_json, plain_json
@@ -45,9 +44,6 @@ CHANGES_GLUE_TYPES = {
     "is_ttl_delete": "boolean", "user_identity": "string", "size_bytes": "bigint",
 }
 CHANGES_PARTITIONS = ("table_name", "dt")
-UNIQUE_PER_CHANGE = frozenset({"event_id", "sequence_number", "source_sequence_number", "keys", "key",
-                               "old_image", "new_image"})
-JSON_TEXT = frozenset({"keys", "old_image", "new_image"})
 
 HISTORY_META = pa.schema([
     ("event_id", pa.string()),
@@ -209,20 +205,3 @@ def assemble_history(changes: pa.Table, built: Mapping[str, Built | None], exist
         meta.append(arr if arr is not None else pa.nulls(n, arrow_type(col.type.glue)))
     out.table = pa.Table.from_arrays(meta, names=names)
     return out
-
-
-def parquet_bytes(table: pa.Table) -> bytes:
-    """Parquet in memory.
-
-    zstd, not snappy: on bench_convert's records zstd files are 2.3-2.6x smaller (changes
-    0.68 vs 1.79 MB, history 0.49 vs 1.11 MB per 20k records) for ~20% more write time
-    (changes 14.7 vs 11.0 ms); Athena bills and reads by the byte scanned, and the write runs
-    beside other work (parquet.encode). Columns unique per change get no dictionary: it would
-    only be built and thrown away (a quarter of the write time of ``changes``). JSON text
-    columns get no min/max statistics: no query prunes on them (~12% of the write time)."""
-    sink = pa.BufferOutputStream()
-    names = table.column_names
-    pq.write_table(table, sink, compression="zstd",
-                   use_dictionary=[c for c in names if c not in UNIQUE_PER_CHANGE],
-                   write_statistics=[c for c in names if c not in JSON_TEXT])
-    return bytes(sink.getvalue().to_pybytes())
