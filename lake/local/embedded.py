@@ -149,17 +149,19 @@ _DDB_TRIM_EVERY_S = 60.0
 class IteratorStore(dict):  # type: ignore[type-arg]
     """moto's DynamoDB Streams iterator table (``shard_iterators``), forgetting as AWS does.
 
-    moto keeps every iterator it hands out (one per idle poll, ~1.3 KB each). Here an iterator
-    is dropped 15 minutes after it was handed out, or :data:`CONSUMED_ITERATOR_GRACE_S` after
-    its first GetRecords (whose answer carries the next one), or when :data:`MAX_ITERATORS`
-    newer ones exist; reading a dropped iterator fails
-    with ``ExpiredIteratorException``, as on AWS, and a reader asks for a new one.
+    moto keeps every iterator it hands out (two per idle poll, ~1.5 KB each, a fresh random
+    id each). Here an iterator names its position (see :func:`_patch_stream_memory`), so an idle
+    reader asking again and again holds one entry, and an iterator is dropped 15 minutes after it
+    was last handed out, or :data:`CONSUMED_ITERATOR_GRACE_S` after a GetRecords read it (the
+    answer carries the next one) unless handed out again since, or when :data:`MAX_ITERATORS`
+    newer ones exist. Reading a dropped iterator fails with ``ExpiredIteratorException``, as on
+    AWS, and the reader asks for a new one.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._born: OrderedDict[str, float] = OrderedDict()
-        self._consumed: deque[tuple[float, str]] = deque()
+        self._consumed: deque[tuple[float, str, float]] = deque()
         self._lock = threading.Lock()
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -168,6 +170,7 @@ class IteratorStore(dict):  # type: ignore[type-arg]
             self._prune(now)
             super().__setitem__(key, value)
             self._born[key] = now
+            self._born.move_to_end(key)
 
     def __getitem__(self, key: str) -> Any:
         from moto.core.exceptions import JsonRESTError
@@ -179,14 +182,15 @@ class IteratorStore(dict):  # type: ignore[type-arg]
                 raise JsonRESTError("ExpiredIteratorException",
                                     "Iterator expired. The iterator was created over 15 minutes ago "
                                     "or was consumed over a minute ago.")
-            self._consumed.append((now + CONSUMED_ITERATOR_GRACE_S, key))
+            self._consumed.append((now + CONSUMED_ITERATOR_GRACE_S, key, self._born[key]))
             return super().__getitem__(key)
 
     def _prune(self, now: float) -> None:
         while self._consumed and self._consumed[0][0] <= now:
-            _, key = self._consumed.popleft()
-            self.pop(key, None)
-            self._born.pop(key, None)
+            _, key, born = self._consumed.popleft()
+            if self._born.get(key) == born:  # not handed out again since it was read
+                self.pop(key, None)
+                del self._born[key]
         while self._born:
             key, born = next(iter(self._born.items()))
             if now - born <= DDB_ITERATOR_TTL_S and len(self._born) < MAX_ITERATORS:
@@ -222,7 +226,8 @@ def _trimmed(what: str) -> Exception:
 
 def _patch_stream_memory() -> None:
     """moto keeps every DynamoDB Streams iterator and every stream record (DynamoDB Streams
-    and Kinesis) forever. Iterators go to an :class:`IteratorStore`; records older than the
+    and Kinesis) forever. Iterators name their position (``|1|AT<seq>``, ``|1|TH<seq>`` after
+    the stream's ARN, instead of 472 random bytes) and go to an :class:`IteratorStore`; records older than the
     retention are dropped (DynamoDB Streams: 24 h, :func:`_trim_ddb_shard`; Kinesis: the
     stream's ``RetentionPeriodHours``, on each put), with sequence numbers going on and
     GetRecords unchanged for what is kept. Kinesis iterators are moto's encoded positions:
@@ -232,6 +237,7 @@ def _patch_stream_memory() -> None:
     from moto.kinesis.models import Shard, Stream
 
     original_backend_init = DynamoDBStreamsBackend.__init__
+    original_iterator_init = ShardIterator.__init__
     original_record_init = StreamRecord.__init__
     original_add = StreamShard.add
     original_get_iterator = DynamoDBStreamsBackend.get_shard_iterator
@@ -242,6 +248,13 @@ def _patch_stream_memory() -> None:
     def backend_init(self: Any, *args: Any, **kwargs: Any) -> None:
         original_backend_init(self, *args, **kwargs)
         self.shard_iterators = IteratorStore()
+
+    def iterator_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_iterator_init(self, *args, **kwargs)
+        # An iterator is a position: LATEST and AFTER_SEQUENCE_NUMBER n are AT_SEQUENCE_NUMBER
+        # of the next record; TRIM_HORIZON stays itself (it follows the trim horizon).
+        kind = "TH" if self.shard_iterator_type == "TRIM_HORIZON" else "AT"
+        self.id = f"{kind}{self.sequence_number}"
 
     def record_init(self: Any, *args: Any, **kwargs: Any) -> None:
         original_record_init(self, *args, **kwargs)
@@ -301,10 +314,12 @@ def _patch_stream_memory() -> None:
         return seq, shard_id
 
     MOTO_ORIGINALS.update({f.__qualname__: f for f in (
-        original_backend_init, original_record_init, original_add, original_get_iterator, original_iterator_get,
+        original_backend_init, original_iterator_init, original_record_init, original_add, original_get_iterator,
+        original_iterator_get,
         original_kinesis_put, original_stream_put, Shard.get_records, DynamoDBStreamsBackend.get_records,
         StreamShard.get)})
     DynamoDBStreamsBackend.__init__ = backend_init  # type: ignore[method-assign]
+    ShardIterator.__init__ = iterator_init  # type: ignore[method-assign]
     StreamRecord.__init__ = record_init  # type: ignore[method-assign]
     StreamShard.add = add  # type: ignore[method-assign]
     DynamoDBStreamsBackend.get_shard_iterator = get_shard_iterator  # type: ignore[method-assign]

@@ -73,14 +73,18 @@ def test_dynamodb_stream_iterators_are_dropped_once_consumed_or_expired(settings
     assert st.get_records(ShardIterator=prev)["Records"] == []  # a retry right after a lost answer works
     clock.t += embedded.CONSUMED_ITERATOR_GRACE_S + 1
     put(clients, "b")
-    (rec,) = st.get_records(ShardIterator=it)["Records"]  # never consumed, a minute old: valid
-    assert rec["dynamodb"]["Keys"]["pk"] == {"S": "b"}
+    resp = st.get_records(ShardIterator=it)  # not consumed since last handed out, a minute ago: valid
+    assert [r["dynamodb"]["Keys"]["pk"] for r in resp["Records"]] == [{"S": "b"}]
     assert len(store) <= 3, len(store)  # not 101
+    assert resp["NextShardIterator"] != it
+    clock.t += embedded.CONSUMED_ITERATOR_GRACE_S + 1
     with pytest.raises(ClientError) as e:
-        st.get_records(ShardIterator=prev)  # consumed over a minute ago
+        st.get_records(ShardIterator=it)  # consumed over a minute ago
     assert code(e) == "ExpiredIteratorException"
-    for _ in range(100):  # a reader asking for a new iterator before each read
+    for _ in range(100):  # a reader asking for a new iterator before each read: one position, one entry
         st.get_records(ShardIterator=iterator(clients, arn, "LATEST"))
+        clock.t += 0.1
+    assert len(store) <= 3, len(store)
     fresh = iterator(clients, arn, "TRIM_HORIZON")
     clock.t += 15 * 60 + 1  # DynamoDB Streams iterators expire 15 minutes after they are handed out
     with pytest.raises(ClientError) as e:
@@ -168,7 +172,7 @@ def test_the_moto_internals_the_stream_patches_rely_on() -> None:
     """If this fails, moto changed: re-read the patches in lake.local.embedded before bumping it."""
     import inspect
 
-    from moto.dynamodbstreams.models import DynamoDBStreamsBackend
+    from moto.dynamodbstreams.models import DynamoDBStreamsBackend, ShardIterator
 
     embedded.patch_moto()
     src = {name: inspect.getsource(f) for name, f in embedded.MOTO_ORIGINALS.items()}
@@ -178,6 +182,8 @@ def test_the_moto_internals_the_stream_patches_rely_on() -> None:
     assert "self.shard_iterators: dict[str, ShardIterator] = {}" in src["DynamoDBStreamsBackend.__init__"]
     assert "self.shard_iterators[iterator_arn]" in src["DynamoDBStreamsBackend.get_records"]
     assert "self.stream_shard.get(self.sequence_number, limit)" in src["ShardIterator.get"]
+    assert "self.id = " in src["ShardIterator.__init__"]
+    assert "|1|{self.id}" in inspect.getsource(ShardIterator.arn.fget)  # type: ignore[attr-defined]
     assert isinstance(DynamoDBStreamsBackend("us-east-1", ACCOUNT_ID).shard_iterators, embedded.IteratorStore)
     # Kinesis: records in an ordered dict by sequence number, numbered max + 1, read in order
     assert "sequence_number = last_sequence_number + 1" in src["Shard.put_record"]

@@ -62,7 +62,7 @@ def test_a_pass_examines_the_expired_items_only(settings: Settings, clients: Cli
     assert second.examined <= 6
     (third,) = sweep_ttl(settings.region, now=now)
     assert (third.expired, third.examined) == (0, 0)
-    (later,) = sweep_ttl(settings.region, now=now + 3600 + 99.5)  # live#0 … live#99 are due
+    (later,) = sweep_ttl(settings.region, now=int(now) + 3600 + 99.5)  # live#0 … live#99 are due
     assert later.expired == 99 and later.examined <= 100  # live#7 was already gone
 
 
