@@ -21,7 +21,9 @@ from typing import Any
 
 from lake.aws.clients import Clients
 from lake.aws.provision import Provisioned, provision
+from lake.errors import LakeError
 from lake.local.embedded import EmbeddedAWS, TTLSweeper
+from lake.local.status import StatusReporter, queue_depth, status_path
 from lake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -174,7 +176,7 @@ class EmbeddedLake:
 
     def __init__(self, settings: Settings, port: int | None = None, extra_functions: tuple[str, ...] = (),
                  ttl_interval_s: float | None = 1.0, poll_interval_s: float = 0.1,
-                 watch_tables: bool = False) -> None:
+                 watch_tables: bool = False, status_interval_s: float | None = 2.0) -> None:
         self.base_settings = settings
         self.port = settings.port if port is None else port
         self.extra_functions = extra_functions
@@ -189,6 +191,9 @@ class EmbeddedLake:
         self.mappings: list[Any] = []
         self.watch_tables = watch_tables
         self.watcher: TableWatcher | None = None
+        self.status_interval_s = status_interval_s
+        self.reporter: StatusReporter | None = None
+        self._dlq_url: str | None = None
         self._saved_env: dict[str, str | None] = {}
 
     def start(self) -> Settings:
@@ -227,7 +232,26 @@ class EmbeddedLake:
             if self.watch_tables:
                 self.watcher = TableWatcher(self)
                 self.watcher.start()
+        if self.status_interval_s:
+            self.reporter = StatusReporter(status_path(self.settings.state_dir), self.status,
+                                           self.status_interval_s)
+            self.reporter.start()
         return self.settings
+
+    def status(self) -> dict[str, Any]:
+        """What ``lake status`` shows: each mapping's state, lag, last error and counters, and the DLQ's depth."""
+        depth: int | None = None
+        if self.clients is not None and self.provisioned is not None:
+            try:
+                if self._dlq_url is None:
+                    from lake.local.runtime.destination import queue_url
+
+                    self._dlq_url = queue_url(self.clients, self.provisioned.dlq_arn)
+                depth = queue_depth(self.clients, self._dlq_url)
+            except LakeError as e:
+                log.debug("dead-letter queue depth unknown: %s", e)
+        return {"endpoint": self.settings.endpoint_url, "dlq_url": self._dlq_url, "dlq_depth": depth,
+                "mappings": self.runtime.status() if self.runtime is not None else []}
 
     def wait_idle(self, timeout: float) -> bool:
         return True if self.runtime is None else bool(self.runtime.wait_idle(timeout))
@@ -237,6 +261,9 @@ class EmbeddedLake:
             self.watcher.stop()
         if self.runtime is not None:
             self.runtime.stop()
+        if self.reporter is not None:
+            self.reporter.stop()  # after the runtime: the last status shows it stopped
+            self.reporter = None
         if self.sweeper is not None:
             self.sweeper.stop()
         self.aws.stop()

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from lake.aws.clients import Clients
 from lake.clock import SYSTEM_CLOCK, Clock
@@ -165,6 +166,28 @@ class LocalRuntime:
         for runner in self._runners:
             self._stop_runner(runner, deadline)
         self.started = False
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each mapping's state, lag (iterator age, seconds), last error and counters (``lake status``)."""
+        now = self.clock.now()
+        names = {id(stats): key for key, stats in self.stats.items()}
+        out = []
+        for runner in list(self._runners):
+            workers = list(runner.workers.values())
+            lag = max((w.lag(now) for w in workers), default=0.0)
+            last = runner.last_error
+            out.append({
+                "name": names.get(id(runner.stats), runner.m.function_name),
+                "function": runner.m.function_name,
+                "source": runner.m.event_source_arn,
+                "state": runner.state if self.started or runner.state == "Disabled" else "Stopped",
+                "state_reason": runner.state_reason,
+                "lag_s": round(lag, 3),
+                "shards": sum(1 for w in workers if not w.finished),
+                "last_error": {"at": last[0], "error": last[1]} if last else None,
+                **runner.stats.as_dict(),
+            })
+        return out
 
     def tick(self) -> int:
         """The next value of the runtime's logical clock (strictly increasing, thread-safe)."""
