@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import threading
 import time
 from pathlib import Path
@@ -149,3 +150,33 @@ def test_idle_shards_back_off_and_shards_are_not_listed_on_every_poll(clients: C
     assert idle_calls.get("GetRecords", 0) <= 6  # ~1 read a second once idle, not 100
     assert idle_calls.get("DescribeStream", 0) <= 1  # discovery on a timer, not on every pass
     assert rec.events and latency < 1.5  # the first record after idle still arrives promptly
+
+
+def test_dead_letters_too_large_for_one_message_are_split_or_kept_in_a_file(clients: Clients, tmp_path: Path) -> None:
+    arn = make_table(clients)
+    url, qarn = make_queue(clients)
+    put_items(clients, 3, blob={"S": "x" * 120_000})  # three records: too large together for one message
+    put_items(clients, 1, start=3, blob={"S": "y" * 300_000})  # too large alone for any message
+    seqs = stream_seqs(clients, arn)
+
+    def fail(event: dict[str, Any]) -> Any:
+        raise RuntimeError("nope")
+
+    m = EventSourceMapping(Recorder(fail), arn, batch_size=10, maximum_retry_attempts=0,
+                           on_failure_destination=qarn, name="big")
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    try:
+        assert rt.run_until_idle(10)
+    finally:
+        rt.stop()
+    msgs = drain_queue(clients, url, expect=3)
+    carried = [r["dynamodb"]["SequenceNumber"] for msg in msgs for r in msg.get("records", [])]
+    spilled = [msg for msg in msgs if "recordFile" in msg]
+    assert len(msgs) >= 3 and len(spilled) == 1
+    [big] = spilled
+    assert Path(big["recordFile"]).is_file() and Path(big["recordFile"]).is_relative_to(tmp_path)
+    kept = json.loads(Path(big["recordFile"]).read_text())
+    assert kept["dynamodb"]["NewImage"]["blob"]["S"] == "y" * 300_000
+    assert sorted([*carried, kept["dynamodb"]["SequenceNumber"]]) == sorted(seqs)
+    assert all("nope" in msg["reason"] for msg in msgs)
+    assert rt.stats["big"].records_to_destination == 4

@@ -88,17 +88,20 @@ class MappingRunner:
             started = rt.tick()
             try:
                 listing = self.source.shards()
+                new = self._discover(listing, first)
             except NotFoundError as e:
                 self._disable(f"its source no longer exists: {e}")
                 return
-            except LakeError as e:
+            except Exception as e:  # LakeError of the listing, or a bug of ours: never die silently
                 failures += 1
                 self.note_error(f"listing shards failed: {e}")
-                log.warning("%s: listing shards failed, will retry: %s", self.m.function_name, e)
+                if isinstance(e, LakeError):
+                    log.warning("%s: listing shards failed, will retry: %s", self.m.function_name, e)
+                else:
+                    log.exception("%s: shard discovery crashed, will retry", self.m.function_name)
                 rt.clock.wait(self.stopping, min(rt.poll_interval_s * 5 * 2 ** min(failures - 1, 6), 30.0))
                 continue
             failures = 0
-            new = self._discover(listing, first)
             first = False
             if not new:
                 self.last_settled_pass = started
