@@ -85,7 +85,11 @@ def fresh(table: Table, rows: pa.Table, source: str | None) -> pa.Array:
     expr = And(expr, In("event_id", set(ids.to_pylist())))
     if source is not None:
         expr = And(EqualTo(TABLE_NAME, source), expr)
-    held = table.scan(row_filter=expr, selected_fields=("event_id",)).to_arrow().column("event_id")
+    # the partition columns are selected too: pyiceberg 0.12 fills a file's missing identity
+    # partition column (files registered by `lake migrate` lack them) only when selected, and
+    # a filter on an unselected one then matches nothing in such a file
+    selected = ("event_id", DT) + ((TABLE_NAME,) if source is not None else ())
+    held = table.scan(row_filter=expr, selected_fields=selected).to_arrow().column("event_id")
     return pc.invert(pc.is_in(ids, value_set=held.combine_chunks()))
 
 

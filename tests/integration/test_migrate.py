@@ -211,10 +211,6 @@ def test_migrate_registers_the_old_files_as_they_are(settings: Settings, clients
     assert not again.changed
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "lake.curate.commit.fresh filters on dt/table_name but selects only event_id: pyiceberg 0.12 then "
-    "never fills those identity partition columns for a registered file that lacks them, so the "
-    "redelivered old changes are not seen and are committed again; fresh must select them too"))
 def test_the_consumer_appends_to_migrated_tables(settings: Settings, clients: Clients,
                                                  workload: list[Delivered]) -> None:
     old_lake(settings, clients, workload)
