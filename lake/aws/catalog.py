@@ -14,6 +14,10 @@ parsed by sqlglot's Hive type parser. ``timestamp`` is the lake's one time conve
 shows Athena's zone-less timestamps (``lake.query.local``) drops the zone itself.
 
 Errors: only botocore's are translated (``lake.aws.errors``); anything else propagates.
+
+Longer than 500 lines on purpose: every Glue call of the product lives here (the rule of
+docs/ARCHITECTURE.md), and that is three things — plain Glue tables, the type map, and the
+Iceberg tables' optimistic commits.
 """
 
 from __future__ import annotations
@@ -445,45 +449,52 @@ class IcebergTables:
     def commit(self, name: str, plan: Callable[[Table], Append | None], loaded: Table | None = None) -> Committed:
         """One optimistic commit: ``plan(table)`` says what to write given the table as
         loaded (``loaded``, if just loaded, saves the first attempt a round trip); schema
-        additions, properties and rows commit together or not at all."""
-        from pyiceberg.exceptions import CommitFailedException, ValidationException
+        additions, promotions, properties and rows commit together or not at all."""
+        planned: list[Append] = []
 
-        for attempt in range(1, self.max_attempts + 1):
-            table = loaded if loaded is not None and attempt == 1 else self.load(name)
+        def stage(table: Table, tx: Transaction) -> bool:
             append = plan(table)
+            planned[:] = [append] if append is not None else []
             if append is None or (append.rows.num_rows == 0 and not append.add_columns and not append.promote
                                   and not append.properties):
-                return Committed(name, 0, None, attempt)
-            try:
-                with translated("Iceberg table", name):
-                    snapshot_id = self._apply(table, append)
-            except TransientError as e:
-                conflict = isinstance(e.__cause__, (CommitFailedException, ValidationException))
-                if not conflict or attempt == self.max_attempts:
-                    raise
-                # another writer committed first: back off with jitter, reload, re-plan
-                delay = min(2.0, 0.02 * 2 ** attempt) * random.uniform(0.5, 1.5)
-                log.info("commit to %s conflicted (attempt %d): retrying in %.0f ms", name, attempt, delay * 1000)
-                self.sleep(delay)
-                continue
-            return Committed(name, append.rows.num_rows, snapshot_id, attempt, tuple(append.add_columns))
-        raise AssertionError("unreachable")  # the loop returns or raises
+                return False
+            if append.add_columns or append.promote:
+                with tx.update_schema() as update:
+                    if append.add_columns:
+                        update.union_by_name(pa.schema([pa.field(n, t) for n, t in append.add_columns.items()]))
+                    for column, wider in append.promote.items():
+                        update.update_column(column, field_type=_iceberg_primitive(wider))
+            if append.properties:
+                tx.set_properties(dict(append.properties))
+            if append.rows.num_rows:
+                tx.append(append.rows, snapshot_properties=dict(append.summary))
+            return True
 
-    # -- lake migrate (lake/curate/migrate.py): existing data files registered ------------
+        snapshot_id, attempts = self._optimistic(name, stage, loaded)
+        if snapshot_id is None or not planned:
+            return Committed(name, 0, None, attempts)
+        done = planned[0]
+        return Committed(name, done.rows.num_rows, snapshot_id, attempts, tuple(done.add_columns))
 
     def transact(self, name: str, stage: Callable[[Table, Transaction], bool]) -> int | None:
         """One optimistic commit of what ``stage(table, tx)`` puts on a transaction of the
         table as loaded (``lake migrate`` adds existing Parquet files as data files this way);
         on a conflict the table is reloaded and ``stage`` asked again. Returns the table's
         current snapshot id afterwards; None, committing nothing, when ``stage`` returns False."""
+        return self._optimistic(name, stage)[0]
+
+    def _optimistic(self, name: str, stage: Callable[[Table, Transaction], bool],
+                    loaded: Table | None = None) -> tuple[int | None, int]:
+        """(snapshot id or None, attempts): stage on the loaded table, commit; on a conflict
+        (another writer committed first) back off with jitter, reload and stage again."""
         from pyiceberg.exceptions import CommitFailedException, ValidationException
 
         for attempt in range(1, self.max_attempts + 1):
-            table = self.load(name)
+            table = loaded if loaded is not None and attempt == 1 else self.load(name)
             with translated("Iceberg table", name):
                 tx = table.transaction()
                 if not stage(table, tx):
-                    return None
+                    return None, attempt
             try:
                 with translated("Iceberg table", name):
                     tx.commit_transaction()
@@ -496,25 +507,8 @@ class IcebergTables:
                 self.sleep(delay)
                 continue
             snapshot = table.current_snapshot()  # the commit refreshed the table's metadata
-            return snapshot.snapshot_id if snapshot is not None else None
+            return (snapshot.snapshot_id if snapshot is not None else None), attempt
         raise AssertionError("unreachable")  # the loop returns or raises
-
-    @staticmethod
-    def _apply(table: Table, append: Append) -> int | None:
-        tx = table.transaction()
-        if append.add_columns or append.promote:
-            with tx.update_schema() as update:
-                if append.add_columns:
-                    update.union_by_name(pa.schema([pa.field(n, t) for n, t in append.add_columns.items()]))
-                for name, wider in append.promote.items():
-                    update.update_column(name, field_type=_iceberg_primitive(wider))
-        if append.properties:
-            tx.set_properties(dict(append.properties))
-        if append.rows.num_rows:
-            tx.append(append.rows, snapshot_properties=dict(append.summary))
-        tx.commit_transaction()
-        snapshot = table.current_snapshot()  # the commit refreshed the table's metadata
-        return snapshot.snapshot_id if snapshot is not None else None
 
     def scan(self, name: str, row_filter: BooleanExpression | str | None = None,
              columns: Sequence[str] | None = None, snapshot_id: int | None = None,
