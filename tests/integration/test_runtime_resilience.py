@@ -180,3 +180,29 @@ def test_dead_letters_too_large_for_one_message_are_split_or_kept_in_a_file(clie
     assert sorted([*carried, kept["dynamodb"]["SequenceNumber"]]) == sorted(seqs)
     assert all("nope" in msg["reason"] for msg in msgs)
     assert rt.stats["big"].records_to_destination == 4
+
+
+def test_a_worker_that_crashes_before_its_first_checkpoint_resumes_at_its_first_pending_record(
+        clients: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    arn = make_table(clients)
+    real = ShardWorker._process_next_batch
+    crashes = []
+
+    def crash_once(self: ShardWorker) -> None:
+        if not crashes:
+            crashes.append(1)
+            raise RuntimeError("a bug in the runtime")
+        real(self)
+
+    monkeypatch.setattr(ShardWorker, "_process_next_batch", crash_once)
+    rec = Recorder()
+    m = EventSourceMapping(rec, arn, starting_position="LATEST", name="latest")
+    rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
+    try:
+        assert rt.run_until_idle(10)
+        put_items(clients, 3)
+        assert rt.wait_idle(10)
+    finally:
+        rt.stop()
+    assert rec.delivered() == stream_seqs(clients, arn)  # LATEST again would have skipped them
+    assert rt.stats["latest"].worker_restarts == 1

@@ -139,7 +139,11 @@ class MappingRunner:
                 self.stats.add(worker_restarts=1)
                 log.error("%s: restarting the worker of shard %s from its checkpoint (restart %d)",
                           self.m.function_name, shard_id, crashes + 1)
-                worker = ShardWorker(self, shard_id, w.position)
+                # From its checkpoint; without one yet, from the first record it had not done
+                # (its starting position, LATEST say, would skip what it had read).
+                has_checkpoint = bool((self.store.shard(shard_id) or {}).get("seq"))
+                worker = ShardWorker(self, shard_id, w.position,
+                                     resume_at=None if has_checkpoint else w.first_pending() or w.resume_at)
                 self.workers[shard_id] = worker
                 worker.thread.start()
         return due

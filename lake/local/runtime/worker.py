@@ -48,8 +48,9 @@ class _Stopped(Exception):
 class ShardWorker:
     """The thread that reads one shard for one mapping, from ``position`` or its checkpoint."""
 
-    def __init__(self, runner: MappingRunner, shard_id: str, position: str) -> None:
+    def __init__(self, runner: MappingRunner, shard_id: str, position: str, resume_at: str | None = None) -> None:
         self.r, self.shard_id, self.position = runner, shard_id, position
+        self.resume_at = resume_at  # a restarted worker with no checkpoint yet: the first record not done
         self.rt, self.clock = runner.rt, runner.rt.clock
         self.stopping = runner.stopping
         self.wake = threading.Event()  # set to end an idle wait early (wait_idle, stop)
@@ -77,12 +78,19 @@ class ShardWorker:
         assert src is not None
         if self.last_read_seq is not None:
             return src.iterator(self.shard_id, "AFTER_SEQUENCE_NUMBER", seq=self.last_read_seq)
+        if self.resume_at is not None:
+            return src.iterator(self.shard_id, "AT_SEQUENCE_NUMBER", seq=self.resume_at)
         if self.position == "AT_TIMESTAMP":
             return src.iterator(self.shard_id, "AT_TIMESTAMP", timestamp=m.starting_position_timestamp)
         kind = "TRIM_HORIZON" if self.position == "AFTER_SEQUENCE_NUMBER" else self.position
         it = src.iterator(self.shard_id, kind)
         self.r.store.update(self.shard_id, start=kind)
         return it
+
+    def first_pending(self) -> str | None:
+        """The sequence number of the first record read and not done (in flight or buffered)."""
+        pending = self.in_flight[:1] or list(self.buffer)[:1]
+        return pending[0].seq if pending else None
 
     def lag(self, now: float) -> float:
         """Seconds since the oldest record read and not yet done arrived (the iterator age)."""
@@ -201,6 +209,7 @@ class ShardWorker:
             if batch and not self._deliver(batch):
                 # Stopped mid-batch: put it back so nothing past the checkpoint is skipped.
                 self.buffer.extendleft(reversed(taken))
+                self.in_flight = []
                 raise _Stopped
             self.r.store.update(self.shard_id, seq=taken[-1].seq)
             self.in_flight = []
@@ -208,7 +217,7 @@ class ShardWorker:
             # earlier empty reads no longer prove it idle.
             self.rt.note_activity()
         finally:
-            self.in_flight = []
+            # in_flight stays set if this raised: a restarted worker resumes from its first record.
             self.busy = False
 
     def _expired_prefix(self, records: list[StreamRecord]) -> int:
