@@ -38,6 +38,7 @@ import base64
 import binascii
 import functools
 import gc
+import itertools
 import logging
 import random
 import resource
@@ -198,6 +199,7 @@ class Workload:
             self.opt(it, "meta", 0.6, self.m)
         return it
 
+    KNOWN = 2000  # items per table that later changes may modify or remove
     KEYS: ClassVar[dict[str, tuple[str, ...]]] = {
         "orders": ("pk", "sk"), "Users": ("user_id",), "device.events": ("device", "ts"),
         "inventory": ("sku_id",), "documents": ("doc_hash",)}
@@ -214,7 +216,7 @@ class Workload:
         if not known or pick < 0.35:
             name, new = "INSERT", self.item(table)
         else:
-            key = r.choice(list(known)) if len(known) < 64 else next(iter(known))
+            key = r.choice(list(itertools.islice(known, 64)))  # one of the least recently changed
             old = known.pop(key)
             if pick < 0.85:
                 name, new = "MODIFY", dict(old)
@@ -234,6 +236,8 @@ class Workload:
         keys = {k: image[k] for k in self.KEYS[table]}
         if new is not None:
             known[orjson.dumps(keys).decode()] = new
+            if len(known) > self.KNOWN:  # the generator's memory stays flat however long it runs
+                del known[next(iter(known))]
         self.n += 1
         self.ddb_seq += r.randint(1, 50)
         self.time += r.random() < 0.02
@@ -486,9 +490,9 @@ def plain_write(store: Any, records: Sequence[dict[str, Any]], i: int) -> None:
         changes, history = changes.append_column("dt", dt), history.append_column("dt", dt)
         for name, table in (("changes", changes), ("history", history)):
             for day in pc.unique(dt).to_pylist():
-                part = table.filter(pc.equal(dt, day))
+                rows = table.filter(pc.equal(dt, day))
                 sink = pa.BufferOutputStream()
-                pq.write_table(part, sink, compression="zstd")
+                pq.write_table(rows, sink, compression="zstd")
                 store.put(f"plain/{name}/{part.source}/dt={day}/{i:06d}.parquet", sink.getvalue().to_pybytes())
 
 

@@ -35,7 +35,7 @@ from lake.curate.json_text import object_text, tag_text
 from lake.curate.parse import parse
 from lake.curate.pool import start
 from lake.curate.tables import CHANGES_SCHEMA, TS, HistoryBatch, HistorySchema, assemble_history
-from lake.curate.tags import Tags, children_tags
+from lake.curate.tags import Tags, children_tags, remembered
 from lake.records import EVENT_NAMES, KEY_VALUE_ESCAPES, STREAM_ARN, TTL_IDENTITY_TYPE, TTL_PRINCIPAL, escape_key_name
 
 log = logging.getLogger(__name__)
@@ -242,6 +242,12 @@ def convert(bodies: Sequence[bytes], tables: Sequence[str | None], shard_ids: Se
     ``tables.changes_table(images=False)``), for a caller that needs only the history.
     Raises Unsupported for anything the reference path would treat differently.
     """
+    with remembered():
+        return _convert(bodies, tables, shard_ids, sequence_numbers, images)
+
+
+def _convert(bodies: Sequence[bytes], tables: Sequence[str | None], shard_ids: Sequence[str],
+             sequence_numbers: Sequence[str], images: bool) -> Converted:
     n = len(bodies)
     rec = parse(bodies)
     ddb = _child(rec, "dynamodb")

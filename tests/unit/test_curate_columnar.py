@@ -442,3 +442,19 @@ def test_an_event_in_two_groups_takes_the_per_record_path(monkeypatch: pytest.Mo
     got, result = _rows(monkeypatch, kinesis_records(payloads), 10)
     assert [type(p).__name__ for p in got] == ["RecordRows"]
     assert result.duplicates == 1 + len(payloads) - 1 - len(got[0].rows)
+
+
+def test_children_tags_are_remembered_per_array_within_a_conversion() -> None:
+    from lake.curate import tags
+
+    struct = pa.array([{"a": {"N": "1"}}, {"a": {"S": "x"}}])
+    twin = pa.array([{"a": {"N": "1"}}, {"a": {"S": "x"}}])
+    assert tags.children_tags(struct) is not tags.children_tags(struct)  # outside: nothing kept
+    with tags.remembered():
+        first = tags.children_tags(struct)
+        assert tags.children_tags(struct) is first
+        assert tags.children_tags(twin) is not first and tags.children_tags(twin) == first
+    assert not tags._remembered
+    bad = pa.array([{"a": {"N": "x1"}}])
+    with tags.remembered(), pytest.raises(Unsupported):
+        tags.children_tags(bad)
