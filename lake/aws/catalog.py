@@ -282,16 +282,20 @@ class GlueCatalog:
 # duplicates against what other writers committed meanwhile), and commits schema changes,
 # properties and the append as one transaction, retrying on CommitFailedException.
 
-# Every table: format v2, zstd Parquet, manifests merged as appends accumulate (a stream
-# makes one commit per batch). pyiceberg's own commit retries are off: they re-apply a
-# transaction's schema changes to a table another writer changed, which fails; our loop
-# (IcebergTables.commit) re-plans against the new table instead.
+# Every table: format v2, zstd Parquet, manifests merged as appends accumulate and old
+# metadata files deleted (a stream makes one commit per batch and table).
 TABLE_PROPERTIES = {
     "format-version": "2",
     "write.parquet.compression-codec": "zstd",
     "commit.manifest-merge.enabled": "true",
-    "commit.retry.num-retries": "0",
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "50",
 }
+# pyiceberg's own commit retries re-apply a transaction's schema changes to a table another
+# writer changed, which fails; our loop (IcebergTables._optimistic) re-plans instead. They
+# are turned off on the table object we commit through, never stored: Athena and Spark read
+# the stored property and must keep their retries.
+_NO_PYICEBERG_RETRIES = {"commit.retry.num-retries": "0"}
 SOURCE_PROPERTY = "lake.source-table"
 KIND_PROPERTY = "lake.table-kind"
 
@@ -318,11 +322,16 @@ class Committed:
     added_columns: tuple[str, ...] = ()
 
 
+# pyarrow's S3 errors name AWS's error in their text ("AWS Error ACCESS_DENIED …")
+_S3_TERMINAL = ("ACCESS_DENIED", "AccessDenied", "NO_SUCH_BUCKET", "NoSuchBucket", "INVALID_ACCESS_KEY_ID")
+
+
 @contextmanager
 def translated(kind: str, name: str) -> Iterator[None]:
     """AWS, FileIO and pyiceberg errors as the lake's; anything else (a bug) propagates."""
     from pyiceberg.exceptions import (
         CommitFailedException,
+        NoSuchIcebergTableError,
         NoSuchNamespaceError,
         NoSuchTableError,
         ValidationError,
@@ -335,6 +344,10 @@ def translated(kind: str, name: str) -> Iterator[None]:
         raise
     except (ClientError, BotoCoreError) as e:
         raise translate(e, kind, name) from e
+    except NoSuchIcebergTableError as e:
+        # a Glue table of that name that is not Iceberg (the previous version's Hive table):
+        # retrying cannot help, and the records must not wait until they expire
+        raise TerminalError(f"{kind} {name} exists but is not an Iceberg table (run `lake migrate`): {e}") from e
     except (NoSuchTableError, NoSuchNamespaceError) as e:
         raise NotFoundError(kind, name, str(e)) from e
     except (CommitFailedException, ValidationException) as e:
@@ -343,7 +356,9 @@ def translated(kind: str, name: str) -> Iterator[None]:
         raise TransientError(f"{kind} {name}: commit kept conflicting: {e}") from e
     except ValidationError as e:
         raise TerminalError(f"{kind} {name}: {e}") from e
-    except OSError as e:  # pyarrow's S3 filesystem: connection refused, 5xx, throttling
+    except OSError as e:  # pyarrow's S3 filesystem: connection refused, 5xx, throttling …
+        if any(code in str(e) for code in _S3_TERMINAL):  # … or a refusal no retry will change
+            raise TerminalError(f"{kind} {name}: {e}") from e
         raise TransientError(f"{kind} {name}: {e}") from e
 
 
@@ -385,8 +400,14 @@ class IcebergTables:
             if self._catalog is None:
                 from pyiceberg.catalog.glue import GlueCatalog as PyIcebergGlueCatalog
 
-                self._catalog = PyIcebergGlueCatalog("lake", client=self.clients.glue, **self.io_properties())
+                self._catalog = PyIcebergGlueCatalog("lake", client=self.glue, **self.io_properties())
             return self._catalog
+
+    @property
+    def glue(self) -> Any:
+        """pyiceberg's Glue client: one attempt per call (see ``Clients.client``); a failed
+        read or commit is the batch's to retry, and a conflict is our loop's."""
+        return self.clients.client("glue", one_attempt=True)
 
     def identifier(self, name: str) -> tuple[str, str]:
         return (self.settings.glue_database, name)
@@ -490,7 +511,7 @@ class IcebergTables:
         from pyiceberg.exceptions import CommitFailedException, ValidationException
 
         for attempt in range(1, self.max_attempts + 1):
-            table = loaded if loaded is not None and attempt == 1 else self.load(name)
+            table = _without_retries(loaded if loaded is not None and attempt == 1 else self.load(name))
             with translated("Iceberg table", name):
                 tx = table.transaction()
                 if not stage(table, tx):
@@ -521,6 +542,16 @@ class IcebergTables:
             return t.scan(row_filter=row_filter if row_filter is not None else AlwaysTrue(),
                           selected_fields=tuple(columns) if columns else ("*",),
                           snapshot_id=snapshot_id).to_arrow()
+
+
+def _without_retries(table: Table) -> Table:
+    """The same table, with pyiceberg's commit retries off in memory only (what a commit
+    writes is built from the catalog's current metadata, not from this copy's properties)."""
+    from pyiceberg.table import Table as IcebergTable
+
+    metadata = table.metadata.model_copy(update={"properties": {**table.metadata.properties,
+                                                                **_NO_PYICEBERG_RETRIES}})
+    return IcebergTable(table.name(), metadata, table.metadata_location, table.io, table.catalog)
 
 
 def _iceberg_primitive(t: pa.DataType) -> Any:

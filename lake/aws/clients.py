@@ -26,6 +26,7 @@ __all__ = ["AWS_ERRORS", "NOT_FOUND_CODES", "TRANSIENT_CODES", "Clients", "Handl
            "explain", "translate"]
 
 _RETRY_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=32)
+_ONE_ATTEMPT = Config(retries={"total_max_attempts": 1, "mode": "standard"}, max_pool_connections=32)
 
 
 class Clients:
@@ -43,13 +44,19 @@ class Clients:
             self._session = boto3.session.Session(**self.settings.boto3_session_kwargs())
         return self._session
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, *, one_attempt: bool = False) -> Any:
+        """The service's client, built once. ``one_attempt``: a client that never repeats a
+        call itself, for writes whose outcome the caller must know — an Iceberg commit's
+        ``UpdateTable`` retried after a lost response would be refused as a conflict, and
+        pyiceberg would then delete the files of the commit that had landed."""
+        key = f"{service}#one-attempt" if one_attempt else service
         with self._lock:
-            if service not in self._clients:
-                self._clients[service] = self.session.client(
-                    service, endpoint_url=self.settings.endpoint_url, config=_RETRY_CONFIG
+            if key not in self._clients:
+                self._clients[key] = self.session.client(
+                    service, endpoint_url=self.settings.endpoint_url,
+                    config=_ONE_ATTEMPT if one_attempt else _RETRY_CONFIG,
                 )
-            return self._clients[service]
+            return self._clients[key]
 
     # The bucket and database are always named by the caller: a stage's settings may differ from
     # the ones these clients were built for (same endpoint and credentials, another bucket).

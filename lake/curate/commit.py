@@ -122,14 +122,15 @@ def commit_rows(tables: IcebergTables, part: Rows) -> TableCommit:
     loaded = tables.ensure(name, HISTORY_ICEBERG, [DT], source=source, kind="history")
 
     def plan_history(table: Table) -> Append:
-        placed = place(attributes, TableColumns.of(table.schema().as_arrow(), table.properties), RESERVED, kinds)
-        rows = meta
+        # duplicates first, so a batch the table already holds adds no column either
+        keep = fresh(table, meta, None)
+        kept = meta.filter(keep)
+        columns = TableColumns.of(table.schema().as_arrow(), table.properties)
+        placed = place({a: arr.filter(keep) for a, arr in attributes.items()}, columns, RESERVED, kinds)
         for column, array in placed.columns.items():
-            rows = rows.append_column(column, array)
-        keep = fresh(table, rows, None)
-        kept = rows.filter(keep)
+            kept = kept.append_column(column, array)
         return Append(kept, add_columns=placed.add_columns, promote=placed.promote, properties=placed.properties,
-                      summary=summary(kept, rows.num_rows - kept.num_rows))
+                      summary=summary(kept, meta.num_rows - kept.num_rows))
 
     done = tables.commit(name, plan_history, loaded)
     out.commits.append(done)

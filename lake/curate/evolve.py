@@ -18,6 +18,7 @@ DynamoDB type of its values), so names made safe (``Foo`` and ``foo`` → ``foo`
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,15 +32,25 @@ DYNAMODB_TYPE_PROPERTY = "lake.dynamodb-type."
 SIBLING = "__"
 _UNSAFE = re.compile(r"[^a-z0-9_]")
 _INT64 = (-(2**63), 2**63 - 1)
+_MAX_NAME = 180
+_TEXT_KINDS = {"M": "map", "L": "list", "mixed": "mixed"}
 
 
 def safe_name(text: str) -> str:
-    """A Glue/Athena/S3 Tables-safe lower-case column name."""
-    return _UNSAFE.sub("_", text.lower()) or "_"
+    """A Glue/Athena/S3 Tables-safe lower-case column name. DynamoDB allows attribute names
+    of 64 KB, Glue column names and property keys 255 characters: a long name is cut and
+    given a digest of the whole, leaving room for a sibling's suffix and the property prefix."""
+    name = _UNSAFE.sub("_", text.lower()) or "_"
+    if len(name) > _MAX_NAME:
+        name = f"{name[:_MAX_NAME - 9]}_{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return name
 
 
-def family(t: pa.DataType) -> str:
-    """The short name of a type, used in sibling column names."""
+def family(t: pa.DataType, kind: str = "") -> str:
+    """The short name of a type, used in sibling column names; text columns are named by
+    the DynamoDB type they hold (``map``, ``list``, ``mixed``), since they share one Arrow type."""
+    if kind in _TEXT_KINDS and (pa.types.is_string(t) or pa.types.is_large_string(t)):
+        return _TEXT_KINDS[kind]
     if pa.types.is_int64(t):
         return "bigint"
     if pa.types.is_decimal(t):
@@ -62,10 +73,14 @@ class TableColumns:
     types: Mapping[str, pa.DataType] = field(default_factory=dict)
     attributes: Mapping[str, str] = field(default_factory=dict)  # column → attribute
 
+    kinds: Mapping[str, str] = field(default_factory=dict)  # column → DynamoDB type, where recorded
+
     @classmethod
     def of(cls, schema: pa.Schema, properties: Mapping[str, str]) -> TableColumns:
-        attrs = {k[len(ATTRIBUTE_PROPERTY):]: v for k, v in properties.items() if k.startswith(ATTRIBUTE_PROPERTY)}
-        return cls({f.name: f.type for f in schema}, attrs)
+        def by_column(prefix: str) -> dict[str, str]:
+            return {k[len(prefix):]: v for k, v in properties.items() if k.startswith(prefix)}
+
+        return cls({f.name: f.type for f in schema}, by_column(ATTRIBUTE_PROPERTY), by_column(DYNAMODB_TYPE_PROPERTY))
 
     def columns_of(self, attribute: str) -> list[str]:
         return [c for c in self.types if self.attributes.get(c) == attribute]
@@ -91,9 +106,13 @@ def place(batch: Mapping[str, pa.Array], table: TableColumns, reserved: frozense
     taken = set(table.types) | set(reserved)
     for attribute, array in batch.items():
         remaining = array
+        kind = (dynamodb_types or {}).get(attribute, "")
         for column in table.columns_of(attribute):
             if remaining.null_count == len(remaining):
                 break
+            recorded = table.kinds.get(column, "")
+            if kind and recorded and recorded != kind and _TEXT_KINDS.keys() & {kind, recorded}:
+                continue  # text of another DynamoDB type (a map's JSON in a string column): not this column
             wider = promotion(table.types[column], remaining.type)
             if wider is not None:  # a promotion Iceberg allows: the column itself widens
                 out.promote[column] = wider
@@ -106,7 +125,7 @@ def place(batch: Mapping[str, pa.Array], table: TableColumns, reserved: frozense
             continue
         existing = table.columns_of(attribute)
         if existing:
-            name = _unique(f"{existing[0]}{SIBLING}{family(remaining.type)}", taken)
+            name = _unique(f"{existing[0]}{SIBLING}{family(remaining.type, kind)}", taken)
             out.siblings[name] = attribute
         else:
             base = safe_name(attribute)

@@ -251,13 +251,13 @@ def test_storage_errors_become_batch_item_failures(lake: Settings, clients: Clie
     (recs,) = shards.values()
     def throttled(**_: Any) -> None:
         error = {"Code": "ThrottlingException", "Message": "Rate exceeded"}
-        raise clients.glue.exceptions.ThrottlingException({"Error": error}, "GetTable")
+        raise clients.client("glue", one_attempt=True).exceptions.ThrottlingException({"Error": error}, "GetTable")
 
-    clients.glue.meta.events.register("before-call.glue.GetTable", throttled)
+    clients.client("glue", one_attempt=True).meta.events.register("before-call.glue.GetTable", throttled)
     try:
         res = curate(lake, recs, clients)
     finally:
-        clients.glue.meta.events.unregister("before-call.glue.GetTable", throttled)
+        clients.client("glue", one_attempt=True).meta.events.unregister("before-call.glue.GetTable", throttled)
     assert sorted(res.failures) == sorted(r["kinesis"]["sequenceNumber"] for r in recs)
     assert lambda_handler({"Records": recs}) == {"batchItemFailures": []}
     assert len(scan(lake, clients, "changes")) == 2

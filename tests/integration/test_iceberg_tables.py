@@ -63,9 +63,9 @@ def _conflict_on(clients: Clients, times: int) -> list[int]:
         if seen[0] < times:
             seen[0] += 1
             error = {"Code": "ConcurrentModificationException", "Message": "concurrent modifications"}
-            raise clients.glue.exceptions.ConcurrentModificationException({"Error": error}, "UpdateTable")
+            raise clients.client("glue", one_attempt=True).exceptions.ConcurrentModificationException({"Error": error}, "UpdateTable")
 
-    clients.glue.meta.events.register("before-call.glue.UpdateTable", refuse)
+    clients.client("glue", one_attempt=True).meta.events.register("before-call.glue.UpdateTable", refuse)
     return seen
 
 
@@ -90,7 +90,7 @@ def test_a_commit_that_never_gets_through_is_transient(settings: Settings, clien
     _conflict_on(clients, 1000)
     with pytest.raises(TransientError, match="conflict"):
         tables.commit("t_history", lambda t: Append(rows(["a"])))
-    clients.glue.meta.events.unregister("before-call.glue.UpdateTable")
+    clients.client("glue", one_attempt=True).meta.events.unregister("before-call.glue.UpdateTable")
 
 
 def test_concurrent_writers_lose_no_row_and_no_column(settings: Settings, clients: Clients) -> None:
@@ -139,3 +139,38 @@ def snapshot_summaries(table: Any) -> list[dict[str, Any]]:
     """Every snapshot's id, time and summary, oldest first."""
     return [{"snapshot_id": s.snapshot_id, "timestamp_ms": s.timestamp_ms,
              **(s.summary.additional_properties if s.summary else {})} for s in table.snapshots()]
+
+
+def test_a_commit_whose_response_was_lost_keeps_its_files(tables: IcebergTables, clients: Clients) -> None:
+    # UpdateTable lands but its response is lost: the client must not repeat the call (the
+    # repeat would be refused as a conflict and pyiceberg would delete the landed commit's
+    # files); the batch fails, its retry finds the rows there, and the table stays readable
+    tables.ensure("t_history", SCHEMA, ["dt"], source="T", kind="history")
+    glue = clients.client("glue", one_attempt=True)
+    assert glue is tables.glue and glue.meta.config.retries["total_max_attempts"] == 1
+    lost = [0]
+
+    def lose(http_response: Any, **_: Any) -> None:
+        if not lost[0]:
+            lost[0] += 1
+            raise ConnectionResetError("the response was lost")
+
+    glue.meta.events.register("after-call.glue.UpdateTable", lose)
+    try:
+        with pytest.raises(TransientError):
+            tables.commit("t_history", lambda t: Append(rows(["a", "b"])))
+    finally:
+        glue.meta.events.unregister("after-call.glue.UpdateTable", lose)
+    assert tables.scan("t_history").num_rows == 2  # landed, and every file it names is there
+    tables.commit("t_history", lambda t: Append(rows(["c"])))
+    assert sorted(tables.scan("t_history").column("event_id").to_pylist()) == ["a", "b", "c"]
+
+
+def test_the_retry_switch_is_never_stored_on_the_table(tables: IcebergTables) -> None:
+    # Athena and Spark read commit.retry.num-retries from the table: ours must stay in memory
+    tables.ensure("t_history", SCHEMA, ["dt"], source="T", kind="history")
+    tables.commit("t_history", lambda t: Append(rows(["a"]), add_columns={"x": pa.string()},
+                                                  properties={"lake.attribute.x": "x"}))
+    props = tables.load("t_history").properties
+    assert "commit.retry.num-retries" not in props
+    assert props["write.metadata.delete-after-commit.enabled"] == "true"

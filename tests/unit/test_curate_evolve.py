@@ -90,3 +90,21 @@ def test_iceberg_promotions_widen_the_column_itself() -> None:
     got = place({"d": pa.array([Decimal("1.5")], D18)}, table(d=pa.decimal128(20, 18)))
     assert got.promote == {"d": D18}
     assert place({"d": pa.array([Decimal("1.5")], D18)}, table(d=pa.decimal128(38, 2))).promote == {}
+
+
+def test_a_long_attribute_name_is_cut_with_a_digest_within_glues_limits() -> None:
+    long_a, long_b = "a" * 300, "a" * 299 + "b"
+    got = place({long_a: pa.array(["x"]), long_b: pa.array(["y"])}, TableColumns())
+    names = list(got.add_columns)
+    assert len(set(names)) == 2 and all(len(n) <= 180 for n in names)
+    assert all(len(k) <= 255 for k in got.properties)
+    assert {got.properties[ATTRIBUTE_PROPERTY + n] for n in names} == {long_a, long_b}
+
+
+def test_text_of_another_dynamodb_type_never_shares_a_string_column() -> None:
+    existing = TableColumns({"x": pa.string()}, {"x": "x"}, {"x": "S"})
+    got = place({"x": pa.array(['{"a":{"S":"1"}}'])}, existing, dynamodb_types={"x": "M"})
+    assert got.add_columns == {"x__map": pa.string()}
+    assert got.properties["lake.dynamodb-type.x__map"] == "M"
+    same = place({"x": pa.array(["plain"])}, existing, dynamodb_types={"x": "S"})
+    assert same.add_columns == {} and same.columns["x"].to_pylist() == ["plain"]
