@@ -16,6 +16,7 @@ that matters: see :func:`patch_moto`); the tests pinning them are tests/integrat
 
 from __future__ import annotations
 
+import calendar
 import heapq
 import hmac
 import ipaddress
@@ -199,6 +200,14 @@ class IteratorStore(dict):  # type: ignore[type-arg]
             self.pop(key, None)
 
 
+def _ddb_record_at(record: Any) -> float:
+    at = record.__dict__.get("_lake_at")
+    if at is None:  # made before the patch: moto's own (naive UTC) timestamp
+        created = record.record["dynamodb"]["ApproximateCreationDateTime"]
+        at = record._lake_at = calendar.timegm(created.utctimetuple())
+    return float(at)
+
+
 def _trim_ddb_shard(shard: Any, now: float) -> None:
     """Drop the records older than the retention, at most once a minute (a list's head is costly to
     cut). The shard's ``starting_sequence_number`` moves past them, so moto's arithmetic
@@ -210,11 +219,19 @@ def _trim_ddb_shard(shard: Any, now: float) -> None:
     horizon = now - DDB_STREAM_RETENTION_S
     items = shard.items
     n = 0
-    while n < len(items) and items[n].__dict__.get("_lake_at", now) < horizon:
+    while n < len(items) and _ddb_record_at(items[n]) < horizon:
         n += 1
     if n:
         del items[:n]
         shard.starting_sequence_number += n
+
+
+def _kinesis_record_at(record: Any) -> float:
+    return float(record.__dict__.get("_lake_at", record.created_at))  # before the patch: moto's own
+
+
+def _untracked_new(cls: type, *args: Any, **kwargs: Any) -> Any:
+    return object.__new__(cls)
 
 
 def _trimmed(what: str) -> Exception:
@@ -308,11 +325,20 @@ def _patch_stream_memory() -> None:
         if shard is not None and shard.records:
             horizon = stream_now() - self.retention_period_hours * 3600
             records = shard.records
-            while records and next(iter(records.values())).__dict__.get("_lake_at", horizon) < horizon:
+            while records and _kinesis_record_at(next(iter(records.values()))) < horizon:
                 records.popitem(last=False)
                 shard._lake_trimmed = True
         return seq, shard_id
 
+    # moto's BaseModel.__new__ appends every instance to its class's ``instances_tracked`` (for
+    # the /moto-api dashboard) until a reset: every item version, stream record and iterator
+    # would stay alive. These four are made per request; they are not tracked.
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.kinesis.models import Record
+
+    for cls in (Item, StreamRecord, ShardIterator, Record):
+        cls.__new__ = _untracked_new  # type: ignore[assignment]
+        setattr(cls, "instances_tracked", [])  # noqa: B010 - not in moto's typing
     MOTO_ORIGINALS.update({f.__qualname__: f for f in (
         original_backend_init, original_iterator_init, original_record_init, original_add, original_get_iterator,
         original_iterator_get,

@@ -189,3 +189,41 @@ def test_the_moto_internals_the_stream_patches_rely_on() -> None:
     assert "sequence_number = last_sequence_number + 1" in src["Shard.put_record"]
     assert "for sequence_number, record in self.records.items():" in src["Shard.get_records"]
     assert "shard.put_record(partition_key, data, explicit_hash_key)" in src["Stream.put_record"]
+    # every model instance tracked by its class (the patches opt four per-request models out)
+    from moto.core.common_models import BaseModel
+
+    assert "cls.instances_tracked.append(instance)" in inspect.getsource(BaseModel.__new__)
+
+
+def test_moto_does_not_keep_every_item_record_and_iterator(settings: Settings, clients: Clients,
+                                                           clock: Clock) -> None:
+    """moto's BaseModel appends every instance to its class's ``instances_tracked`` (for its
+    dashboard) and never lets go: every item version, stream record and iterator would live on."""
+    import gc
+    import weakref
+
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.table import StreamRecord
+    from moto.dynamodbstreams.models import ShardIterator
+    from moto.kinesis.models import Record, kinesis_backends
+
+    arn = provision(settings, clients).stream_arns["orders"]
+    table = dynamodb_backends[ACCOUNT_ID][settings.region].get_table("orders")
+    put(clients, "x")
+    first = weakref.ref(table.get_item(DynamoType({"S": "x"}), DynamoType({"S": "1"})))
+    tracked = {cls: len(cls.instances_tracked) for cls in (Item, StreamRecord, ShardIterator, Record)}  # type: ignore[attr-defined]
+    for _ in range(20):
+        put(clients, "x")
+        clients.dynamodbstreams.get_records(ShardIterator=iterator(clients, arn, "TRIM_HORIZON"))
+        clients.kinesis.put_record(StreamName=settings.kinesis_stream, Data=b"d", PartitionKey="p")
+    gc.collect()
+    assert first() is None  # the overwritten version is gone
+    assert {cls: len(cls.instances_tracked) for cls in tracked} == tracked  # type: ignore[attr-defined]
+    shards = kinesis_backends[ACCOUNT_ID][settings.region].streams[settings.kinesis_stream].shards.values()
+    shard = next(s for s in shards if s.records)
+    oldest = weakref.ref(next(iter(shard.records.values())))
+    clock.t += DAY + 1
+    clients.kinesis.put_record(StreamName=settings.kinesis_stream, Data=b"d", PartitionKey="p")
+    gc.collect()
+    assert oldest() is None  # dropped past the retention, and not kept elsewhere
