@@ -1,6 +1,6 @@
 """The curate consumer's conversion, through the handler's whole path, against two baselines.
 
-    .venv/bin/python benchmarks/bench_convert.py [--batch 500,10000] [--records N] [--seed S]
+    .venv/bin/python benchmarks/bench_convert.py [--batch 500,10000] [--records N] [--seed S] [--info]
     .venv/bin/python benchmarks/bench_convert.py --iceberg [--batch 500] [--batches 12]
     .venv/bin/python benchmarks/bench_convert.py --rss [--records 1000000] [--batch 10000]
 
@@ -21,7 +21,9 @@ Timed on the same records, in turns (best of ``--rounds``, after one warm-up pas
   (b)   ``pyarrow.json.read_json`` over the same payload bytes (base64-decoded, one per line):
         the raw parse rate, nothing converted
 Targets: ours ≥ 10× (a) and ≥ 0.5× (b) at every batch size. The cyclic GC is paused around
-every timed call alike (the consumer pauses it around a batch).
+every timed call alike (the consumer pauses it around a batch). ``--info`` also times the
+consumer's two paths forced (per-record, columnar) and base64 + ``orjson.loads`` alone, and
+every run prints (b)/(a): the most any converter that parses with read_json can reach over (a).
 
 ``--iceberg``: ``lake.curate.curate()`` on an embedded AWS (moto in-process, loopback),
 batch after batch of one shard, against the same conversion plus the same Arrow tables
