@@ -40,8 +40,9 @@ STAGE = "curate"
 # A source table with fewer records than this in a batch takes the per-record path: the
 # columnar one pays a fixed cost per kernel call, and its calls grow with the table's
 # attributes and their nesting, not with its rows. On benchmarks/bench_convert.py's varied
-# records (five tables, maps, lists, sets, NEW_AND_OLD_IMAGES) per-record converts ~15k rec/s
-# at any size; columnar ~4k at 250 records of one table, ~9-10k at 1,000, ~12-25k at 4,000.
+# records (five tables, maps, lists, sets, NEW_AND_OLD_IMAGES; --info): batches of 500
+# (~100 records per table) per-record 20k rec/s, columnar 4.6k; of 10,000 (800-3,500 per
+# table) per-record 15k, columnar 20k.
 COLUMNAR_MIN_RECORDS = 1000
 
 
