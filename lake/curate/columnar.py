@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from lake.curate.arrays import NULL_STR, STR, Unsupported, cat, join_parts, nonnull_count
 from lake.curate.decode import SEQ_WIDTH
-from lake.curate.history_columns import build_column, history_values
+from lake.curate.history_columns import build_column, check_base64, history_values
 from lake.curate.json_text import object_text, tag_text
 from lake.curate.parse import parse
 from lake.curate.pool import start
@@ -305,7 +305,13 @@ def _convert(bodies: Sequence[bytes], tables: Sequence[str | None], shard_ids: S
         if text is not None:
             columns[CHANGES_SCHEMA.get_field_index(column)] = text.result()
     changes = pa.Table.from_arrays(columns, schema=CHANGES_SCHEMA)
-    return _split(changes, history.result(), table, seq, n)
+    items = history.result()
+    for tags in items.values():  # the history decodes B values: each must decode
+        if "B" in tags:
+            check_base64(tags["B"])
+        if "BS" in tags:
+            check_base64(pc.list_flatten(tags["BS"]))
+    return _split(changes, items, table, seq, n)
 
 
 def _pad(seq: pa.Array) -> pa.Array:

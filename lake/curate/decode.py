@@ -5,6 +5,7 @@ The fan-out's envelope and claim check are read by :mod:`lake.fanout.wire`.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import gc
 import re
@@ -71,6 +72,8 @@ class Change:
     user_identity: str | None
     is_ttl_delete: bool
     size_bytes: int | None
+    old_json: str | None = None  # plain_json(old_image), rendered (and so checked) by decode
+    new_json: str | None = None
 
     @property
     def dt(self) -> str:
@@ -155,20 +158,64 @@ def decode(table: str, record: Mapping[str, Any], coords: Coordinates) -> Change
     if type(event_id) is not str or not event_id:
         raise MalformedRecordError("record has no eventID")
     old, new = ddb.get("OldImage"), ddb.get("NewImage")
+    old = old if type(old) is dict else None
+    new = new if type(new) is dict else None
     ident = record.get("userIdentity")
     principal = ident.get("principalId") if type(ident) is dict else None
     seq = ddb.get("SequenceNumber")
     size = ddb.get("SizeBytes")
+    # the images' texts now, not when the batch's table is built: a value they cannot hold
+    # quarantines its own record, not every record of its table in the batch
+    new_json, old_json = plain_json(new), plain_json(old)
+    check_cells(new or old or keys)
     return Change(
         coords, table, event_id, name, event_time_us(record),
         seq if type(seq) is str else None,
-        keys, key_string(keys),
-        old if type(old) is dict else None,
-        new if type(new) is dict else None,
+        keys, key_string(keys), old, new,
         principal if type(principal) is str else None,
         principal is not None and name == "REMOVE" and is_ttl_delete(record),
         size if type(size) is int else None,
+        old_json, new_json,
     )
+
+
+def _strings(v: Any) -> bool:
+    return type(v) is list and all(type(x) is str for x in v)
+
+
+def _base64(v: str) -> bool:
+    try:
+        base64.b64decode(v)  # as lake.curate.columns decodes B values for the history
+    except ValueError:  # binascii.Error: a length or padding no decoder accepts
+        return False
+    return True
+
+
+def check_cells(image: Mapping[str, Any]) -> None:
+    """MalformedRecordError unless every top-level value of the item's image can go into a
+    typed history column (lake.curate.columns): one known tag, a value of its JSON kind, B
+    and BS values base64. Nested values are kept as text and need no check."""
+    for name, value in image.items():
+        try:
+            ((tag, v),) = value.items()
+        except (AttributeError, ValueError):
+            raise MalformedRecordError(f"attribute {name!r} is not one typed value") from None
+        if tag == "S" or tag == "N":
+            ok = v is None or type(v) is str
+        elif tag == "B":
+            ok = v is None or (type(v) is str and _base64(v))
+        elif tag == "BOOL":
+            ok = v is None or type(v) is bool
+        elif tag == "SS" or tag == "NS":
+            ok = _strings(v)
+        elif tag == "BS":
+            ok = _strings(v) and all(_base64(x) for x in v)
+        elif tag in ("M", "L", "NULL"):
+            ok = True
+        else:
+            raise MalformedRecordError(f"attribute {name!r}: unknown DynamoDB type tag {tag!r}")
+        if not ok:
+            raise MalformedRecordError(f"attribute {name!r}: {tag} value {str(v)[:60]!r} is not one")
 
 
 @contextmanager

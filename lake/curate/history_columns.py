@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake.curate.arrays import STR, join_parts, list_parts, rewrap
+from lake.curate.arrays import STR, Unsupported, join_parts, list_parts, rewrap
 from lake.curate.columns import Built, ColumnType, arrow_type, decide, decimal_array, numeric_array, widened_built
 from lake.curate.json_text import list_text, object_text
 from lake.curate.tags import Tags
@@ -20,13 +20,32 @@ from lake.records import BASE64
 _B64 = "^" + BASE64 + "$"
 
 
+def _regular(filled: pa.Array) -> tuple[bool, np.ndarray]:
+    """(every value is padded base64, the values' offsets) of strings without nulls."""
+    offs = np.frombuffer(filled.buffers()[1], dtype=np.int32)[filled.offset:filled.offset + len(filled) + 1]
+    regular = not np.any(np.diff(offs) % 4) and pc.all(pc.match_substring_regex(filled, _B64)).as_py()
+    return bool(regular), offs
+
+
+def check_base64(texts: pa.Array) -> None:
+    """Unsupported unless every value decodes as the reference decodes B values
+    (``base64.b64decode``): the record that holds one is the reference's to quarantine."""
+    if texts.null_count == len(texts) or _regular(texts.fill_null("") if texts.null_count else texts)[0]:
+        return
+    for v in texts.to_pylist():
+        try:
+            if v is not None:
+                base64.b64decode(v)
+        except ValueError:
+            raise Unsupported("a B value that is not base64") from None
+
+
 def b64_binary(texts: pa.Array) -> pa.Array:
     """Base64 strings → binary, decoded in one call for the whole column."""
     n = len(texts)
     filled = texts.fill_null("") if texts.null_count else texts
-    offs = np.frombuffer(filled.buffers()[1], dtype=np.int32)[filled.offset:filled.offset + n + 1]
+    regular, offs = _regular(filled)
     lengths = np.diff(offs)
-    regular = not np.any(lengths % 4) and pc.all(pc.match_substring_regex(filled, _B64)).as_py()
     if not regular:  # odd padding or stray characters: decode as the reference does, value by value
         return pa.array([None if v is None else base64.b64decode(v) for v in texts.to_pylist()], pa.binary())
     data = memoryview(filled.buffers()[2])[offs[0]:offs[-1]]

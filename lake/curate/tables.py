@@ -83,13 +83,17 @@ def changes_table(changes: Sequence[Change], images: bool = True) -> pa.Table:
         pa.array([c.source_sequence_number for c in changes], pa.string()),
         pa.array([keys_json(c) for c in changes], pa.string()),
         pa.array([c.key for c in changes], pa.string()),
-        pa.array([plain_json(c.old_image) for c in changes], pa.string()) if images else nulls,
-        pa.array([plain_json(c.new_image) for c in changes], pa.string()) if images else nulls,
+        pa.array([_text(c.old_json, c.old_image) for c in changes], pa.string()) if images else nulls,
+        pa.array([_text(c.new_json, c.new_image) for c in changes], pa.string()) if images else nulls,
         pa.array([changed_attributes(c) for c in changes], pa.list_(pa.string())),
         pa.array([c.is_ttl_delete for c in changes], pa.bool_()),
         pa.array([c.user_identity for c in changes], pa.string()),
         pa.array([c.size_bytes for c in changes], pa.int64()),
     ], schema=CHANGES_SCHEMA)
+
+
+def _text(rendered: str | None, image: Mapping[str, Any] | None) -> str | None:
+    return rendered if rendered is not None or image is None else plain_json(image)
 
 
 @dataclass(frozen=True)

@@ -305,6 +305,9 @@ BASE: dict[str, Any] = {"eventID": "x", "eventName": "INSERT", "eventSourceARN":
     {**BASE, "dynamodb": {**BASE["dynamodb"], "NewImage": {"a": "plain"}}},  # not typed JSON
     {**BASE, "dynamodb": {**BASE["dynamodb"], "NewImage": {"a": {"S": "x", "N": "1"}}}},  # two tags
     {**BASE, "dynamodb": {**BASE["dynamodb"], "Keys": {"pk": {"BOOL": True}}}},  # key of another type
+    {**BASE, "dynamodb": {**BASE["dynamodb"], "NewImage": {"a": {"B": "abc"}}}},  # no base64 decoder takes it
+    {**BASE, "dynamodb": {**BASE["dynamodb"], "NewImage": {"a": {"BS": ["AAE=", "x"]}}}},
+    {**BASE, "dynamodb": {**BASE["dynamodb"], "Keys": {"pk": {"B": "a|b"}}}},  # keys-only: the item's B key
     {**BASE, "eventName": "UPSERT"},
     {**BASE, "dynamodb": {"Keys": {"pk": {"S": "a"}}}},  # no time
     {"hello": "world"},
@@ -346,9 +349,11 @@ def test_keys_with_separators_are_escaped_as_key_string() -> None:
 
 
 def test_a_binary_key_that_is_not_base64_is_escaped_as_the_reference_does() -> None:
-    # (B values are not checked for base64 on either path: "a|b" must still render escaped)
+    # (B keys are not checked for base64 where an image is the history's item: "a|b" must
+    # still render escaped; a keys-only record with such a key is quarantined, see below)
     payloads = [(orjson.dumps({**BASE, "eventID": f"e{i}", "dynamodb": {
-        **BASE["dynamodb"], "Keys": {"pk": {"B": v}}}}), None) for i, v in enumerate(["a|b", "c\\d", "AAE="])]
+        **BASE["dynamodb"], "Keys": {"pk": {"B": v}}, "NewImage": {"x": {"S": v}}}}), None)
+        for i, v in enumerate(["a|b", "c\\d", "AAE="])]
     (part,) = columnar(payloads).tables
     assert part.changes().column("key").to_pylist() == [c.key for c in reference(payloads)["orders"]] \
         == ["pk=a\\|b", "pk=c\\\\d", "pk=AAE="]
@@ -458,3 +463,41 @@ def test_children_tags_are_remembered_per_array_within_a_conversion() -> None:
     bad = pa.array([{"a": {"N": "x1"}}])
     with tags.remembered(), pytest.raises(Unsupported):
         tags.children_tags(bad)
+
+
+def _kinesis_one(rec: dict[str, Any], seq: int) -> dict[str, Any]:
+    from lake.fanout import wire
+
+    return {"kinesis": {"sequenceNumber": str(seq), "data": base64.b64encode(wire.envelope(rec, "orders")).decode()},
+            "eventID": f"shardId-000000000001:{seq}"}
+
+
+@pytest.mark.parametrize("bad", [
+    {"a": {"N": "12abc"}},  # not a number: the image text refuses it
+    {"a": {"S": 5}},  # a string column cannot hold it
+    {"a": {"BOOL": "yes"}},
+    {"a": {"B": "abc"}},  # no base64 decoder takes it
+    {"a": {"BS": ["AAE=", "x"]}},
+    {"a": {"SS": ["x", 1]}},
+    {"a": {"S": "x", "N": "1"}},  # two tags
+    {"a": {"X": "1"}},  # an unknown tag
+    {"a": "plain"},
+])
+def test_a_value_no_table_can_hold_quarantines_its_record_alone(bad: dict[str, Any]) -> None:
+    """The per-record path refuses the record at decoding (its reason kept), so its
+    neighbours' tables build; before, the whole table's part failed (or crashed) later."""
+    from lake.curate import consumer
+    from lake.curate.decode import Change
+    from lake.settings import Settings
+
+    good = [record(random.Random(i), i, 10, "orders") for i in range(10)]
+    broken = {**BASE, "eventID": "bad", "dynamodb": {**BASE["dynamodb"], "NewImage": {"pk": {"S": "a"}, **bad}}}
+    records = [_kinesis_one(r, i) for i, r in enumerate([*good[:5], broken, *good[5:]])]
+    result = consumer.CurateResult()
+    rejected: list[Any] = []
+    changes = consumer.decode_batch(Settings.resolve({}, environ={}, config_path=None), None,  # type: ignore[arg-type]
+                                    records, result, rejected)
+    assert [q.coordinates["sequence_number"] for q in rejected] == ["5"] and rejected[0].reason
+    assert all(isinstance(c, Change) for c in changes) and "bad" not in {c.event_id for c in changes}
+    changes_table(changes)
+    history_table(changes, HistorySchema())
