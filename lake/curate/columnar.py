@@ -33,7 +33,7 @@ from lake.curate.decode import SEQ_WIDTH
 from lake.curate.history_columns import build_column, check_base64, history_values
 from lake.curate.json_text import object_text, tag_text
 from lake.curate.parse import parse
-from lake.curate.pool import start
+from lake.curate.pool import shared_pool, start
 from lake.curate.tables import CHANGES_SCHEMA, TS, HistoryBatch, HistorySchema, assemble_history
 from lake.curate.tags import Tags, children_tags, remembered
 from lake.records import EVENT_NAMES, KEY_VALUE_ESCAPES, STREAM_ARN, TTL_IDENTITY_TYPE, TTL_PRINCIPAL, escape_key_name
@@ -234,22 +234,24 @@ def _history_images(sources: list[tuple[np.ndarray, dict[str, Tags]]], n: int) -
 
 
 def convert(bodies: Sequence[bytes], tables: Sequence[str | None], shard_ids: Sequence[str],
-            sequence_numbers: Sequence[str], images: bool = True) -> Converted:
+            sequence_numbers: Sequence[str], images: bool = True,
+            parsed: pa.StructArray | None = None) -> Converted:
     """Stream records (JSON bytes; ``tables[i]`` from the fan-out envelope, or None for a
     bare record whose table is in it) with their Kinesis coordinates → per-table Arrow rows.
 
     ``images=False`` leaves old_image/new_image of ``changes`` null (as
     ``tables.changes_table(images=False)``), for a caller that needs only the history.
+    ``parsed``: ``parse(bodies)``, when the caller has it already.
     Raises Unsupported for anything the reference path would treat differently.
     """
     with remembered():
-        return _convert(bodies, tables, shard_ids, sequence_numbers, images)
+        return _convert(bodies, tables, shard_ids, sequence_numbers, images, parsed)
 
 
 def _convert(bodies: Sequence[bytes], tables: Sequence[str | None], shard_ids: Sequence[str],
-             sequence_numbers: Sequence[str], images: bool) -> Converted:
+             sequence_numbers: Sequence[str], images: bool, parsed: pa.StructArray | None) -> Converted:
     n = len(bodies)
-    rec = parse(bodies)
+    rec = parse(bodies) if parsed is None else parsed
     ddb = _child(rec, "dynamodb")
     if ddb is None or not pa.types.is_struct(ddb.type) or ddb.null_count:
         raise Unsupported("a record without a dynamodb object")
@@ -396,22 +398,32 @@ def convert_grouped(bodies: Sequence[bytes], tables: Sequence[str | None], shard
     touches only that table's rows). A group of fewer than ``min_rows`` records, or one the
     columnar path does not support, is left to the per-record path (``rest``).
 
+    The next group is parsed on the pool while this thread converts the current one:
+    read_json releases the GIL, the conversion mostly holds it.
     Duplicates are dropped within each group; the caller checks across groups."""
     groups: dict[str | None, list[int]] = {}
     for i, t in enumerate(tables):
         groups.setdefault(t, []).append(i)
     out = Grouped([], 0, [])
+    todo: list[tuple[list[int], list[bytes]]] = []
     for idx in groups.values():
         if len(idx) < min_rows:
             out.rest.extend(idx)
-            continue
-        whole = len(idx) == len(bodies)
+        else:
+            todo.append((idx, list(bodies) if len(idx) == len(bodies) else [bodies[i] for i in idx]))
+    ahead: Future[pa.StructArray] | None = None
+    for k, (idx, group) in enumerate(todo):
         try:
-            if whole:
-                got = convert(bodies, tables, shard_ids, sequence_numbers)
-            else:
-                got = convert([bodies[i] for i in idx], [tables[i] for i in idx], [shard_ids[i] for i in idx],
-                              [sequence_numbers[i] for i in idx])
+            parsed: pa.StructArray | Unsupported = ahead.result() if ahead is not None else parse(group)
+        except Unsupported as e:
+            parsed = e
+        if k + 1 < len(todo):  # split=False: a pool task never waits on the pool
+            ahead = shared_pool().submit(parse, todo[k + 1][1], False)
+        try:
+            if isinstance(parsed, Unsupported):
+                raise parsed
+            got = convert(group, [tables[i] for i in idx], [shard_ids[i] for i in idx],
+                          [sequence_numbers[i] for i in idx], parsed=parsed)
         except Unsupported as e:
             log.info("%d records of a batch take the per-record path: %s", len(idx), e)
             out.rest.extend(idx)
@@ -422,4 +434,3 @@ def convert_grouped(bodies: Sequence[bytes], tables: Sequence[str | None], shard
         out.duplicates += got.duplicates
     out.rest.sort()
     return out
-

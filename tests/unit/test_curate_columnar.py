@@ -416,17 +416,21 @@ def _rows(monkeypatch: pytest.MonkeyPatch, records: list[dict[str, Any]], min_re
     return parts, result
 
 
+@pytest.mark.parametrize("columnar_groups", [1, 3])
 @pytest.mark.parametrize("seed", [31, 32])
-def test_convert_batch_by_groups_equals_the_per_record_path(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Envelope groups above the threshold go columnar, the others record by record: the same
-    parts, in the same order, as the per-record path gives the whole batch."""
+def test_convert_batch_by_groups_equals_the_per_record_path(seed: int, columnar_groups: int,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Envelope groups above the threshold go columnar (the next one parsed on the pool
+    meanwhile), the others record by record: the same parts, in the same order, as the
+    per-record path gives the whole batch."""
     payloads = [(b, None if t is None and b"tableName" in b else t or orjson.loads(b)["eventSourceARN"].split("/")[1])
                 for b, t in _own_attributes(workload(seed, 400))]  # orders, users: enveloped; native: bare
     records = kinesis_records(payloads)
     want, want_result = _rows(monkeypatch, records, 10**9)
     sizes = sorted(sum(1 for _, t in payloads if t == table) for table in ("orders", "users", None))
-    got, got_result = _rows(monkeypatch, records, sizes[-1])  # the largest group: columnar
-    assert sorted(type(p).__name__ for p in got) == ["RecordRows", "RecordRows", "TableSlice"]
+    got, got_result = _rows(monkeypatch, records, sizes[-columnar_groups])  # the largest groups: columnar
+    assert sorted(type(p).__name__ for p in got) == sorted(
+        ["RecordRows"] * (3 - columnar_groups) + ["TableSlice"] * columnar_groups)
     assert [p.source for p in got] == [p.source for p in want]
     assert got_result.duplicates == want_result.duplicates > 0
     for mine, ref in zip(got, want, strict=True):
@@ -501,3 +505,20 @@ def test_a_value_no_table_can_hold_quarantines_its_record_alone(bad: dict[str, A
     assert all(isinstance(c, Change) for c in changes) and "bad" not in {c.event_id for c in changes}
     changes_table(changes)
     history_table(changes, HistorySchema())
+
+
+def test_a_group_the_columnar_path_refuses_is_left_to_the_per_record_path_alone() -> None:
+    """Three envelope groups; the second's (prefetched) parse fails: its records, and only
+    they, are left for the per-record path."""
+    from lake.curate.columnar import convert_grouped
+
+    bodies: list[bytes] = []
+    tables: list[str | None] = []
+    for i, (body, _) in enumerate(workload(51, 90)):
+        bodies.append(b'{"oops' if i == 40 else body)
+        tables.append(("a", "b", "c")[i % 3])
+    n = len(bodies)
+    got = convert_grouped(bodies, tables, ["shardId-000000000001"] * n, [str(1000 + i) for i in range(n)], 10)
+    assert got.rest == [i for i in range(n) if tables[i] == "b"]
+    assert sorted(s.first for s in got.slices) == [s.first for s in got.slices] and got.slices
+    assert {tables[s.first] for s in got.slices} <= {"a", "c"}
