@@ -58,14 +58,15 @@ def test_a_missing_table_is_not_found(tables: IcebergTables) -> None:
 def _conflict_on(clients: Clients, times: int) -> list[int]:
     """Make Glue refuse the next ``times`` UpdateTable calls as AWS does on a stale VersionId."""
     seen = [0]
+    glue = clients.client("glue", one_attempt=True)  # the client pyiceberg commits through
 
     def refuse(params: dict[str, Any], **_: Any) -> None:
         if seen[0] < times:
             seen[0] += 1
             error = {"Code": "ConcurrentModificationException", "Message": "concurrent modifications"}
-            raise clients.client("glue", one_attempt=True).exceptions.ConcurrentModificationException({"Error": error}, "UpdateTable")
+            raise glue.exceptions.ConcurrentModificationException({"Error": error}, "UpdateTable")
 
-    clients.client("glue", one_attempt=True).meta.events.register("before-call.glue.UpdateTable", refuse)
+    glue.meta.events.register("before-call.glue.UpdateTable", refuse)
     return seen
 
 
