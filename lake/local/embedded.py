@@ -186,6 +186,9 @@ class IteratorStore(dict):  # type: ignore[type-arg]
             self._consumed.append((now + CONSUMED_ITERATOR_GRACE_S, key, self._born[key]))
             return super().__getitem__(key)
 
+    def __reduce__(self) -> Any:
+        return (IteratorStore, ())  # pickled with its backend: iterators do not outlive a process
+
     def _prune(self, now: float) -> None:
         while self._consumed and self._consumed[0][0] <= now:
             _, key, born = self._consumed.popleft()
@@ -603,6 +606,14 @@ class ExpiryIndex:
                 return None
             _, _, hash_key, range_key = heapq.heappop(self.heap)
             return hash_key, range_key
+
+    def __getstate__(self) -> dict[str, Any]:  # picklable with its table (a lock is not)
+        with self.lock:
+            return {"attr": self.attr, "heap": list(self.heap), "_n": self._n, "rebuild_above": self.rebuild_above}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ExpiryIndex:
         # moto deep-copies a table to roll a failed transaction back: the copy's index

@@ -131,3 +131,22 @@ def test_the_index_follows_the_ttl_attribute_and_the_table(settings: Settings, c
     ddb.put_item(TableName="orders", Item=item("c", now - 60))
     assert [r.expired for r in sweep_ttl(settings.region, now=now)] == [1]
     assert keys(clients) == set()
+
+
+def test_a_table_with_its_index_can_be_copied_and_pickled(settings: Settings, clients: Clients) -> None:
+    """moto deep-copies tables (transactions, backups); a persisted lake may pickle them."""
+    import copy
+    import pickle
+
+    provision(settings, clients)
+    now = int(time.time())
+    clients.dynamodb.put_item(TableName="orders", Item=item("a", now - 60))
+    sweep_ttl(settings.region, now=now - 3600)  # builds the index, expires nothing
+    table = backend(settings).get_table("orders")
+    for clone in (copy.deepcopy(table), pickle.loads(pickle.dumps(table))):
+        index = clone._lake_ttl_index
+        assert len(index.heap) == 1 and index.lock is not table._lake_ttl_index.lock
+        index.note(clone.get_item(*backend(settings).get_keys_value(clone, item("a"))))
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    pickle.loads(pickle.dumps(dynamodbstreams_backends[ACCOUNT_ID][settings.region]))
