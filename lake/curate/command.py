@@ -16,6 +16,7 @@ import orjson
 
 from lake.curate.migrate import MigrationReport, TableReport, migrate
 from lake.errors import ConfigError
+from lake.prompt import confirm_interactively
 from lake.settings import Settings
 
 EPILOG = """\
@@ -39,20 +40,13 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _confirm_interactively(message: str) -> bool:
-    if not sys.stdin or not sys.stdin.isatty():
-        return False
-    answer = input(f"{message}. Continue? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """0 when every file was registered (or on a dry run), 1 when some could not be."""
     if not args.dry_run and not settings.is_local and not args.yes:
         message = (f"lake migrate replaces the Hive tables of Glue database {settings.glue_database} "
                    f"with Iceberg tables over s3://{settings.bucket}/{settings.zone_prefix('curated')} "
                    f"(endpoint {settings.endpoint_url or 'AWS'})")
-        if not _confirm_interactively(message):
+        if not confirm_interactively(message):
             raise ConfigError(f"refusing: {message}; pass --yes to confirm (not local, and no confirmation given)")
     show_progress = not args.no_progress and sys.stderr.isatty()
     report = _with_progress(settings, args.dry_run) if show_progress else migrate(settings, dry_run=args.dry_run)

@@ -13,7 +13,6 @@ import argparse
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from lake.aws.clients import Clients, translate
 from lake.aws.errors import AWS_ERRORS
 from lake.clock import SYSTEM_CLOCK, Clock
 from lake.errors import LakeError
+from lake.local.runtime.checkpoint import write_json
 from lake.settings import Settings
 
 log = logging.getLogger("lake.local.status")
@@ -48,18 +48,7 @@ def queue_depth(clients: Clients, url: str) -> int:
 
 def write_status(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` atomically, so a reader never sees half a status."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_json(path, data)
 
 
 def _changes(data: dict[str, Any]) -> tuple[Any, ...]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from lake.prompt import confirm_interactively
 from lake.replay.engine import ProgressUpdate, ReplayOptions, ReplayReport, checkpoint_path, replay
 from lake.replay.selection import Selection
 from lake.replay.targets import LAMBDA_MAX_RECORDS, Target
@@ -60,13 +61,6 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=run)
 
 
-def _confirm_interactively(message: str) -> bool:
-    if not sys.stdin or not sys.stdin.isatty():
-        return False
-    answer = input(f"{message}. Continue? [y/N] ")
-    return answer.strip().lower() in ("y", "yes")
-
-
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``lake replay``; 0 when every change was acknowledged, 1 with failures, 130 if interrupted."""
     selection = Selection.build(
@@ -76,7 +70,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     target = Target.parse(args.target)
     options = ReplayOptions(
         batch_size=args.batch_size, dry_run=args.dry_run, rate=args.rate, resume=args.resume,
-        max_retries=args.max_retries, yes=args.yes, confirm=_confirm_interactively,
+        max_retries=args.max_retries, yes=args.yes, confirm=confirm_interactively,
     )
     show_progress = not args.no_progress and sys.stderr.isatty() and not args.dry_run
     try:
