@@ -239,8 +239,8 @@ def convert(bodies: Sequence[bytes], tables: Sequence[str | None], shard_ids: Se
     """Stream records (JSON bytes; ``tables[i]`` from the fan-out envelope, or None for a
     bare record whose table is in it) with their Kinesis coordinates → per-table Arrow rows.
 
-    ``images=False`` leaves old_image/new_image of ``changes`` null (as
-    ``tables.changes_table(images=False)``), for a caller that needs only the history.
+    ``images=False`` leaves old_image/new_image of ``changes`` null, for a caller that needs
+    only the history.
     ``parsed``: ``parse(bodies)``, when the caller has it already.
     Raises Unsupported for anything the reference path would treat differently.
     """

@@ -112,13 +112,18 @@ def decode_batch(settings: Settings, clients: Clients, records: Sequence[Mapping
         seen.add(change.event_id)
         changes.append(change)
     if bad and not deferred:
-        try:
-            quarantine(settings, clients, bad)
-            result.quarantined += len(bad)
-        except LakeError as e:
-            log.warning("quarantine failed, reporting the records for retry: %s", e)
-            result.failures.extend(str(q.coordinates["sequence_number"]) for q in bad)
+        quarantine_or_retry(settings, clients, bad, result)
     return changes
+
+
+def quarantine_or_retry(settings: Settings, clients: Clients, bad: list[Quarantined], result: CurateResult) -> None:
+    """Quarantine ``bad``; if the quarantine itself fails, report them for retry instead."""
+    try:
+        quarantine(settings, clients, bad)
+        result.quarantined += len(bad)
+    except LakeError as e:
+        log.warning("quarantine failed, reporting the records for retry: %s", e)
+        result.failures.extend(str(q.coordinates["sequence_number"]) for q in bad)
 
 
 
@@ -225,12 +230,7 @@ def convert_batch(settings: Settings, clients: Clients, records: Sequence[Mappin
             sources = [s.source for s in grouped.slices] + list(by_table)
             if len(set(ids)) == len(ids) and len(set(sources)) == len(sources):
                 if bad:
-                    try:
-                        quarantine(settings, clients, bad)
-                        part.quarantined += len(bad)
-                    except LakeError as e:
-                        log.warning("quarantine failed, reporting the records for retry: %s", e)
-                        part.failures.extend(str(q.coordinates["sequence_number"]) for q in bad)
+                    quarantine_or_retry(settings, clients, bad, part)
                 result.duplicates += grouped.duplicates + part.duplicates
                 result.quarantined += part.quarantined
                 result.failures.extend(part.failures)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,26 +70,33 @@ def history_table_name(source_table: str) -> str:
     return f"{glue_name(source_table)}_history"
 
 
-def changes_table(changes: Sequence[Change], images: bool = True) -> pa.Table:
-    """Rows of the ``changes`` table (partition columns not included: they are the path);
-    ``images=False`` leaves old_image/new_image null (for the history metadata only)."""
-    nulls = pa.nulls(len(changes), pa.string())
-    return pa.Table.from_arrays([
-        pa.array([c.event_id for c in changes], pa.string()),
-        pa.array([c.event_name for c in changes], pa.string()),
-        pa.array([c.event_time_us for c in changes], TS),
-        pa.array([c.padded_sequence for c in changes], pa.string()),
-        pa.array([c.coords.shard_id for c in changes], pa.string()),
-        pa.array([c.source_sequence_number for c in changes], pa.string()),
-        pa.array([keys_json(c) for c in changes], pa.string()),
-        pa.array([c.key for c in changes], pa.string()),
-        pa.array([_text(c.old_json, c.old_image) for c in changes], pa.string()) if images else nulls,
-        pa.array([_text(c.new_json, c.new_image) for c in changes], pa.string()) if images else nulls,
-        pa.array([changed_attributes(c) for c in changes], pa.list_(pa.string())),
-        pa.array([c.is_ttl_delete for c in changes], pa.bool_()),
-        pa.array([c.user_identity for c in changes], pa.string()),
-        pa.array([c.size_bytes for c in changes], pa.int64()),
-    ], schema=CHANGES_SCHEMA)
+# One builder per row column, so `changes` and the history's metadata columns are made alike
+# (each table builds only its own: the history needs no keys JSON nor image texts).
+_COLUMNS: dict[str, Callable[[Sequence[Change]], list[Any]]] = {
+    "event_id": lambda cs: [c.event_id for c in cs],
+    "event_name": lambda cs: [c.event_name for c in cs],
+    "event_time": lambda cs: [c.event_time_us for c in cs],
+    "sequence_number": lambda cs: [c.padded_sequence for c in cs],
+    "shard_id": lambda cs: [c.coords.shard_id for c in cs],
+    "source_sequence_number": lambda cs: [c.source_sequence_number for c in cs],
+    "keys": lambda cs: [keys_json(c) for c in cs],
+    "key": lambda cs: [c.key for c in cs],
+    "old_image": lambda cs: [_text(c.old_json, c.old_image) for c in cs],
+    "new_image": lambda cs: [_text(c.new_json, c.new_image) for c in cs],
+    "changed_attributes": lambda cs: [changed_attributes(c) for c in cs],
+    "is_ttl_delete": lambda cs: [c.is_ttl_delete for c in cs],
+    "user_identity": lambda cs: [c.user_identity for c in cs],
+    "size_bytes": lambda cs: [c.size_bytes for c in cs],
+}
+
+
+def _rows(changes: Sequence[Change], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_arrays([pa.array(_COLUMNS[f.name](changes), f.type) for f in schema], schema=schema)
+
+
+def changes_table(changes: Sequence[Change]) -> pa.Table:
+    """Rows of the ``changes`` table (its partition columns are added by lake.curate.commit)."""
+    return _rows(changes, CHANGES_SCHEMA)
 
 
 def _text(rendered: str | None, image: Mapping[str, Any] | None) -> str | None:
@@ -168,15 +175,7 @@ def history_table(changes: Sequence[Change], existing: HistorySchema) -> History
 
 def history_meta(changes: Sequence[Change]) -> pa.Table:
     """The metadata columns of ``<table>_history`` (HISTORY_META), as changes_table has them."""
-    return pa.Table.from_arrays([
-        pa.array([c.event_id for c in changes], pa.string()),
-        pa.array([c.event_name for c in changes], pa.string()),
-        pa.array([c.event_time_us for c in changes], TS),
-        pa.array([c.padded_sequence for c in changes], pa.string()),
-        pa.array([c.coords.shard_id for c in changes], pa.string()),
-        pa.array([c.key for c in changes], pa.string()),
-        pa.array([c.is_ttl_delete for c in changes], pa.bool_()),
-    ], schema=HISTORY_META)
+    return _rows(changes, HISTORY_META)
 
 
 def assemble_history(changes: pa.Table, built: Mapping[str, Built | None], existing: HistorySchema) -> HistoryBatch:

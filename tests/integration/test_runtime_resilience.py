@@ -55,10 +55,8 @@ def test_a_record_the_runtime_cannot_serialise_goes_to_the_destination_and_the_s
     assert rt.stats["poison"].records_to_destination == 1 and rt.stats["poison"].worker_restarts == 0
 
 
-def test_a_crashed_shard_worker_is_restarted_with_a_log_line_and_a_count(
-        clients: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
-    arn = make_table(clients)
-    put_items(clients, 3)
+def crash_every_worker_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first batch any shard worker processes raises, as a bug in the runtime would."""
     real = ShardWorker._process_next_batch
     crashes = []
 
@@ -69,6 +67,13 @@ def test_a_crashed_shard_worker_is_restarted_with_a_log_line_and_a_count(
         real(self)
 
     monkeypatch.setattr(ShardWorker, "_process_next_batch", crash_once)
+
+
+def test_a_crashed_shard_worker_is_restarted_with_a_log_line_and_a_count(
+        clients: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    arn = make_table(clients)
+    put_items(clients, 3)
+    crash_every_worker_once(monkeypatch)
     rec = Recorder()
     rt = LocalRuntime(clients, [EventSourceMapping(rec, arn, name="crashy")], tmp_path, poll_interval_s=0.01)
     with caplog.at_level("ERROR", logger="lake.local.runtime"):
@@ -185,16 +190,7 @@ def test_dead_letters_too_large_for_one_message_are_split_or_kept_in_a_file(clie
 def test_a_worker_that_crashes_before_its_first_checkpoint_resumes_at_its_first_pending_record(
         clients: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     arn = make_table(clients)
-    real = ShardWorker._process_next_batch
-    crashes = []
-
-    def crash_once(self: ShardWorker) -> None:
-        if not crashes:
-            crashes.append(1)
-            raise RuntimeError("a bug in the runtime")
-        real(self)
-
-    monkeypatch.setattr(ShardWorker, "_process_next_batch", crash_once)
+    crash_every_worker_once(monkeypatch)
     rec = Recorder()
     m = EventSourceMapping(rec, arn, starting_position="LATEST", name="latest")
     rt = LocalRuntime(clients, [m], tmp_path, poll_interval_s=0.01)
