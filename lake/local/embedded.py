@@ -17,6 +17,7 @@ that matters: see :func:`patch_moto`); the tests pinning them are tests/integrat
 from __future__ import annotations
 
 import calendar
+import contextlib
 import heapq
 import hmac
 import ipaddress
@@ -33,6 +34,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
+from lake.local.persist import StateStore
 from lake.records import TTL_PRINCIPAL
 
 log = logging.getLogger(__name__)
@@ -482,10 +484,12 @@ class EmbeddedAWS:
     with the guard around moto's dispatcher.
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", state: StateStore | None = None) -> None:
         if not is_loopback_host(host):
             raise ValueError(f"the embedded AWS binds a loopback address only, not {host!r}")
         self.host = host
+        self.state = state  # None: everything in memory, gone on stop (``lake up --ephemeral``)
+        self.restored: dict[str, Any] = {}
         self.requested_port = port
         self.admin_token = secrets.token_urlsafe(32)
         self._server: Any = None
@@ -521,7 +525,11 @@ class EmbeddedAWS:
                     probe.bind((self.host, self.requested_port))
                 except OSError as e:
                     raise OSError(f"cannot listen on {self.host}:{self.requested_port}: {e.strerror}") from e
-        app = LoopbackGuard(DomainDispatcherApplication(create_backend_app), self.admin_token)
+        app: Any = DomainDispatcherApplication(create_backend_app)
+        if self.state is not None:
+            self.restored = self.state.restore(app, "localhost")
+            app = self.state.wrap(app)
+        app = LoopbackGuard(app, self.admin_token)
         try:
             self._server = make_server(self.host, self.requested_port, app, threaded=True,
                                        request_handler=MotoRequestHandler)
@@ -530,6 +538,8 @@ class EmbeddedAWS:
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
         self.port = self.server_address()[1]
+        if self.state is not None:
+            self.state.start()
         log.info("embedded AWS listening on %s", self.endpoint_url)
         return self.endpoint_url
 
@@ -548,6 +558,8 @@ class EmbeddedAWS:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self.state is not None and self.port is not None:
+            self.state.stop(final=True)  # no request can come in now: the last snapshot is complete
 
     def __enter__(self) -> EmbeddedAWS:
         self.start()
@@ -718,15 +730,20 @@ def sweep_ttl(region: str = "us-east-1", now: float | None = None,
 class TTLSweeper:
     """A background thread calling :func:`sweep_ttl` every ``interval`` seconds."""
 
-    def __init__(self, region: str, interval: float = 1.0) -> None:
+    def __init__(self, region: str, interval: float = 1.0, state: StateStore | None = None) -> None:
         self.region, self.interval = region, interval
+        self.state = state  # a saved lake: sweeps are changes, inside its gate like a request
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ttl-sweeper", daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                for r in sweep_ttl(self.region):
+                with self.state.gate.request() if self.state is not None else contextlib.nullcontext():
+                    results = sweep_ttl(self.region)
+                if self.state is not None and any(r.expired for r in results):
+                    self.state.touch()
+                for r in results:
                     if r.expired:
                         log.info("TTL expired %d item(s) in %s", r.expired, r.table)
             except Exception:  # a sweeper hiccup must not kill `lake up`

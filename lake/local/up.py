@@ -23,6 +23,7 @@ from lake.aws.clients import Clients
 from lake.aws.provision import Provisioned, provision
 from lake.errors import LakeError
 from lake.local.embedded import EmbeddedAWS, TTLSweeper
+from lake.local.persist import StateStore
 from lake.local.status import StatusReporter, queue_depth, status_path
 from lake.settings import Settings
 
@@ -176,13 +177,17 @@ class EmbeddedLake:
 
     def __init__(self, settings: Settings, port: int | None = None, extra_functions: tuple[str, ...] = (),
                  ttl_interval_s: float | None = 1.0, poll_interval_s: float = 0.1,
-                 watch_tables: bool = False, status_interval_s: float | None = 2.0) -> None:
+                 watch_tables: bool = False, status_interval_s: float | None = 2.0,
+                 persist: bool = False, snapshot_interval_s: float = 2.0) -> None:
         self.base_settings = settings
         self.port = settings.port if port is None else port
         self.extra_functions = extra_functions
         self.ttl_interval_s = ttl_interval_s
         self.poll_interval_s = poll_interval_s
-        self.aws = EmbeddedAWS(port=self.port)
+        # persist: the lake is kept in <state-dir>/aws with the runtime's checkpoints (lake/local/persist.py)
+        self.state = StateStore(Path(settings.state_dir) / "aws", co_saved=[self.runtime_dir(settings)],
+                                interval_s=snapshot_interval_s) if persist else None
+        self.aws = EmbeddedAWS(port=self.port, state=self.state)
         self.settings = settings
         self.clients: Clients | None = None
         self.provisioned: Provisioned | None = None
@@ -214,7 +219,7 @@ class EmbeddedLake:
         self.clients = Clients(self.settings)
         self.provisioned = provision(self.settings, self.clients)
         if self.ttl_interval_s:
-            self.sweeper = TTLSweeper(self.settings.region, self.ttl_interval_s)
+            self.sweeper = TTLSweeper(self.settings.region, self.ttl_interval_s, state=self.state)
             self.sweeper.start()
         # Handlers given as module:function may live in the working directory, like a Lambda task root.
         if os.getcwd() not in sys.path:
@@ -225,8 +230,7 @@ class EmbeddedLake:
 
             # Checkpoints carry the identity of their stream: those of an earlier embedded
             # session's streams (same ARNs, sequence numbers from the start again) never apply.
-            state = Path(self.settings.state_dir) / "runtime"
-            self.runtime = LocalRuntime(self.clients, self.mappings, state_dir=state,
+            self.runtime = LocalRuntime(self.clients, self.mappings, state_dir=self.runtime_dir(self.settings),
                                         poll_interval_s=self.poll_interval_s)
             self.runtime.start()
             if self.watch_tables:
@@ -237,6 +241,10 @@ class EmbeddedLake:
                                            self.status_interval_s)
             self.reporter.start()
         return self.settings
+
+    @staticmethod
+    def runtime_dir(settings: Settings) -> Path:
+        return Path(settings.state_dir) / "runtime"
 
     def status(self) -> dict[str, Any]:
         """What ``lake status`` shows: each mapping's state, lag, last error and counters, and the DLQ's depth."""
@@ -251,7 +259,8 @@ class EmbeddedLake:
             except LakeError as e:
                 log.debug("dead-letter queue depth unknown: %s", e)
         return {"endpoint": self.settings.endpoint_url, "dlq_url": self._dlq_url, "dlq_depth": depth,
-                "mappings": self.runtime.status() if self.runtime is not None else []}
+                "mappings": self.runtime.status() if self.runtime is not None else [],
+                "saved": self.state.describe() if self.state is not None else None}
 
     def wait_idle(self, timeout: float) -> bool:
         return True if self.runtime is None else bool(self.runtime.wait_idle(timeout))
@@ -315,6 +324,8 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--port", type=int, default=None, help="port on 127.0.0.1 (default 4566; 0 = any free)")
     p.add_argument("--function", action="append", default=[], metavar="MODULE:FUNCTION",
                    help="also wire this handler to every source table's stream (repeatable)")
+    p.add_argument("--ephemeral", action="store_true",
+                   help="keep nothing: the lake lives in memory and is gone on stop (default: kept in --state-dir)")
     p.add_argument("--no-watch", dest="watch", action="store_false",
                    help="don't wire tables created later with a stream (default: wire them)")
     p.set_defaults(func=run, default_verbosity=1)
@@ -328,8 +339,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    lake = EmbeddedLake(settings, port=args.port, extra_functions=tuple(args.function), watch_tables=args.watch)
+    lake = EmbeddedLake(settings, port=args.port, extra_functions=tuple(args.function), watch_tables=args.watch,
+                        persist=not args.ephemeral)
     lake.start()
+    if lake.aws.restored.get("from_snapshot") or lake.aws.restored.get("journaled_writes"):
+        r = lake.aws.restored
+        print(f"restored the lake from {settings.state_dir} in {r['seconds']:.2f} s "
+              f"({len(r['services'])} services, {r['journaled_writes']} journaled writes)")
     try:
         print(connection_help(lake.settings))
         wired = sorted({f"{m.name} <- {describe_source(m.event_source_arn)}" for m in lake.mappings})

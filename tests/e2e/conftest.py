@@ -43,13 +43,13 @@ def _pump(stream, lines: list[str], q: queue.Queue[str]) -> None:  # type: ignor
         q.put(line)
 
 
-@pytest.fixture
-def lake_up(tmp_path: Path) -> Iterator[LakeUp]:
+def start_lake_up(tmp_path: Path, *extra: str) -> LakeUp:
+    """`lake up` on a free port with its state in ``tmp_path/state``; the caller stops or kills it."""
     sink = tmp_path / "sink.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKE_", "AWS_"))}
     env["LAKE_SINK_FILE"] = str(sink)
     cmd = [sys.executable, "-m", "lake.cli", "up", "--port", "0", "--state-dir", str(tmp_path / "state"),
-           "--bucket", "e2e-lake", "--function", "tests.e2e.sink:handler"]
+           "--bucket", "e2e-lake", "--function", "tests.e2e.sink:handler", *extra]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, stdin=subprocess.DEVNULL)
     lines: list[str] = []
@@ -67,8 +67,13 @@ def lake_up(tmp_path: Path) -> Iterator[LakeUp]:
     if endpoint is None:
         proc.kill()
         pytest.fail("lake up did not print its endpoint:\n" + "".join(lines))
-    up = LakeUp(proc, endpoint, sink, tmp_path / "state", lines)
+    return LakeUp(proc, endpoint, sink, tmp_path / "state", lines)
+
+
+@pytest.fixture
+def lake_up(tmp_path: Path) -> Iterator[LakeUp]:
+    up = start_lake_up(tmp_path)
     yield up
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    if up.proc.poll() is None:
+        up.proc.kill()
+        up.proc.wait()
