@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 DEMO_ARGS ?=
 
-.PHONY: demo test lint bench install install-dev clean
+.PHONY: demo test lint bench soak install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: lint
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The local lake under load and faults, with a kill -9 and a restart (SOAK_CHANGES, default 100000):
+# prints a table and writes soak-report.json; exits 1 when a change is lost, doubled or out of order.
+soak: $(STAMP)
+	$(BIN)/python -m lake.local.soak
 
 clean:
 	rm -rf $(VENV) .lake-state
