@@ -449,8 +449,8 @@ def run_soak(changes: int, keys: int, faults: str | None, poison: int, seed: int
         report.poison_written = writer.poison_written
         records = stream_records(lake.endpoint)
         report.stream_records = len(records)
-        poison = {int(r["dynamodb"]["SequenceNumber"]) for r in records if _is_poison(r)}
-        expected = {int(r["dynamodb"]["SequenceNumber"]) for r in records} - poison
+        poison_seqs = {int(r["dynamodb"]["SequenceNumber"]) for r in records if _is_poison(r)}
+        expected = {int(r["dynamodb"]["SequenceNumber"]) for r in records} - poison_seqs
         say(f"wrote {writer.written} changes ({report.stream_records} stream records) in "
             f"{time.perf_counter() - t0:.0f} s; draining under faults")
         _wait_drained(lake.endpoint, bucket, expected, timeout_s, say)
@@ -473,14 +473,14 @@ def run_soak(changes: int, keys: int, faults: str | None, poison: int, seed: int
         seen = [int(r["source_sequence_number"]) for r in rows]
         report.lost = len(expected - set(seen))
         report.duplicates = len(seen) - len(set(seen))
-        report.unexpected = len(set(seen) - expected - poison)
+        report.unexpected = len(set(seen) - expected - poison_seqs)
         report.raw_missing = len(expected - raw_sequences(lake.endpoint, bucket))
         report.order_violations = order_violations(rows)
         dlq = _dlq_records(dead_letters(lake.endpoint))
         report.dead_lettered = len(dlq)
         report.poison_in_dlq = len({int(rec["dynamodb"]["SequenceNumber"]) for rec, reason in dlq
                                     if rec is not None and reason and "dynamodb" in rec
-                                    and int(rec["dynamodb"].get("SequenceNumber", -1)) in poison})
+                                    and int(rec["dynamodb"].get("SequenceNumber", -1)) in poison_seqs})
         report.replica_mismatches = replica_mismatches(lake.endpoint, bucket)
     finally:
         lake.stop()
