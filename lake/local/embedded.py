@@ -385,11 +385,12 @@ def _patch_glue_version_check() -> None:
     lock = threading.Lock()
 
     def update_table(self: Any) -> Any:
-        version = self.parameters.get("VersionId")
+        # _get_param: moto 5.2.6 dropped GlueResponse.parameters (5.2.5 had both)
+        version = self._get_param("VersionId")
         with lock:
             if version is not None:
-                name = (self.parameters.get("TableInput") or {}).get("Name")
-                table = self.glue_backend.get_table(self.parameters.get("DatabaseName"), name)
+                name = (self._get_param("TableInput") or {}).get("Name")
+                table = self.glue_backend.get_table(self._get_param("DatabaseName"), name)
                 if str(table._current_version) != str(version):
                     raise JsonRESTError("ConcurrentModificationException",
                                         f"Update table failed due to concurrent modifications: version {version} "
@@ -482,12 +483,13 @@ class EmbeddedAWS:
     with the guard around moto's dispatcher.
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", wrap: Callable[[Any], Any] | None = None) -> None:
         if not is_loopback_host(host):
             raise ValueError(f"the embedded AWS binds a loopback address only, not {host!r}")
         self.host = host
         self.requested_port = port
         self.admin_token = secrets.token_urlsafe(32)
+        self.wrap = wrap  # a WSGI middleware around moto's app, inside the guard (lake.local.faults)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
@@ -521,7 +523,8 @@ class EmbeddedAWS:
                     probe.bind((self.host, self.requested_port))
                 except OSError as e:
                     raise OSError(f"cannot listen on {self.host}:{self.requested_port}: {e.strerror}") from e
-        app = LoopbackGuard(DomainDispatcherApplication(create_backend_app), self.admin_token)
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        app = LoopbackGuard(self.wrap(moto_app) if self.wrap else moto_app, self.admin_token)
         try:
             self._server = make_server(self.host, self.requested_port, app, threaded=True,
                                        request_handler=MotoRequestHandler)
