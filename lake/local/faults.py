@@ -395,7 +395,7 @@ class FaultMiddleware:
             if inj.choose(("conn.reset",), identity, "dynamodbstreams") == "conn.reset":
                 return _reset(environ)
             if req.operation == "GetRecords" and inj.spec.rate("poison") > 0:
-                return self._poisoned_read(environ, start_response)
+                return self._poisoned_read(environ, start_response, body)
         return self.app(environ, start_response)
 
     def _call(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -449,7 +449,10 @@ class FaultMiddleware:
         reply = orjson.dumps({"FailedRecordCount": failed, "Records": out})
         return _respond(start_response, status, headers, reply)
 
-    def _poisoned_read(self, environ: dict[str, Any], start_response: Any) -> Any:
+    def _poisoned_read(self, environ: dict[str, Any], start_response: Any, body: bytes) -> Any:
+        iterator = str(orjson.loads(body).get("ShardIterator", ""))
+        # GetRecords' records do not name their stream; moto's iterators begin with its ARN
+        stream_arn = iterator.split("|", 1)[0] if iterator.startswith("arn:") else None
         status, headers, answer = self._call(environ)
         if not status.startswith("200"):
             return _respond(start_response, status, headers, answer)
@@ -457,7 +460,7 @@ class FaultMiddleware:
         changed = False
         for record in doc.get("Records") or []:
             ddb = record.get("dynamodb") or {}
-            where = {"sequence_number": ddb.get("SequenceNumber"), "stream_arn": record.get("eventSourceARN")}
+            where = {"sequence_number": ddb.get("SequenceNumber"), "stream_arn": stream_arn}
             if self.injector.is_poison(str(record.get("eventID")), where):
                 image = ddb.setdefault("NewImage" if "NewImage" in ddb or "OldImage" not in ddb else "OldImage", {})
                 image[POISON_ATTRIBUTE] = nested_map(POISON_DEPTH)

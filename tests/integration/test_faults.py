@@ -290,11 +290,13 @@ def test_poison_records_end_in_the_dead_letter_queue_with_their_record_and_reaso
         assert lake.wait_idle(60)
         lake.faults.disarm()
         poisoned = {p["event_id"]: p for p in json.loads(faults_path(s.state_dir).read_text())["poisoned"]}
-        source = source_event_ids(lake.clients, lake.provisioned.stream_arns["orders"])
+        arn = lake.provisioned.stream_arns["orders"]
+        source = source_event_ids(lake.clients, arn)
         dead = drain_queue(lake.clients, lake.provisioned.dlq_url, expect=2 * len(poisoned), timeout=10)
         raw = raw_event_ids(s, lake.clients)
         curated = curated_event_ids(s, lake.clients)
     assert within(len(poisoned), 200, 0.05) and poisoned
+    assert all(p["stream_arn"] == arn for p in poisoned.values())  # where each poisoned record is
     # each poisoned record is dead-lettered by both stages that read the stream, alone, with its reason
     by_stage: dict[str, set[str]] = collections.defaultdict(set)
     for msg in dead:
