@@ -94,7 +94,9 @@ def from_raw_zone(dead: DeadLetter, store: Any, prefix: str) -> list[Mapping[str
 def from_stream(dead: DeadLetter, clients: Any, region: str) -> list[Mapping[str, Any]]:
     """The batch's records read again from its stream, shaped as Lambda delivers them."""
     client = clients.dynamodbstreams if dead.kind == "dynamodb" else clients.kinesis
-    arn_arg = {"StreamArn": dead.stream_arn} if dead.kind == "dynamodb" else {"StreamARN": dead.stream_arn}
+    # Kinesis by name: moto's iterators of a stream given by ARN alone do not find it again
+    arn_arg = ({"StreamArn": dead.stream_arn} if dead.kind == "dynamodb"
+               else {"StreamName": dead.stream_arn.rsplit(":stream/", 1)[-1]})
     last = int(dead.end_sequence)
     try:
         it = client.get_shard_iterator(**arn_arg, ShardId=dead.shard_id, ShardIteratorType="AT_SEQUENCE_NUMBER",

@@ -8,6 +8,7 @@ the records are read again from the stream once the injection stops.)"""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from pathlib import Path
@@ -203,3 +204,22 @@ def test_messages_that_are_not_on_failure_messages_are_left_alone(settings: Sett
     report = redrive(settings, clients=clients)
     assert report.unreadable == 1 and report.ok and queue_depth(clients, prov.dlq_url) == 1
     assert report.totals().messages == 0 and report.to_dict()["unreadable"] == 1
+
+
+def test_a_kinesis_batch_is_read_again_from_its_stream_as_lambda_delivers_it(clients: Clients) -> None:
+    from lake.redrive.message import DeadLetter
+    from lake.redrive.sources import Unavailable, from_stream
+    from tests.runtime_helpers import make_kinesis, put_kinesis
+
+    arn = make_kinesis(clients, "redrive-src")
+    seqs = put_kinesis(clients, 4, stream="redrive-src")
+    shard = clients.kinesis.list_shards(StreamName="redrive-src")["Shards"][0]["ShardId"]
+    dead = DeadLetter("arn:aws:lambda:us-east-1:123456789012:function:parquet-consumer", "RetryAttemptsExhausted",
+                      "kinesis", arn, shard, seqs[1], seqs[2], 2)
+    records = from_stream(dead, clients, "us-east-1")
+    assert [r["kinesis"]["sequenceNumber"] for r in records] == seqs[1:3]
+    assert [json.loads(base64.b64decode(r["kinesis"]["data"])) for r in records] == [{"i": 1}, {"i": 2}]
+    assert records[0]["eventID"] == f"{shard}:{seqs[1]}" and records[0]["eventSourceARN"] == arn
+    with pytest.raises(Unavailable, match="holds 1 of the batch's 3"):
+        from_stream(dataclasses.replace(dead, start_sequence=seqs[3], end_sequence=str(int(seqs[3]) + 5),
+                                        batch_size=3), clients, "us-east-1")
