@@ -17,6 +17,7 @@ from lake.settings import Settings
 EPILOG = """\
 sources of a message's records (--from):
   auto     the message's own records (the local runtime's), else the raw zone, else the stream
+           (a PoisonRecord's: the stream first, then the raw zone, then the message)
   message  the records the message carries (or its recordFile)
   raw      the raw zone, by the batch's stream and sequence range (DynamoDB stream stages)
   stream   the stream itself, while it still holds them (24 h for DynamoDB Streams)

@@ -7,8 +7,12 @@
   sequence number, ``GetRecords`` up to the last), while the stream still holds them (24 hours
   for DynamoDB Streams, the retention period for Kinesis), shaped as Lambda delivers them.
 
-``auto`` takes the first of these that holds every record of the batch. AWS calls go through
-the injected clients; their errors are translated by :mod:`lake.aws.errors`.
+``auto`` takes the first of these that holds every record of the batch, in that order, except
+for a ``PoisonRecord`` (a record the local runtime could not serialise as it read it): its
+message holds exactly the bytes that failed, so the stream's copy comes first (the same record
+for a poison written by the source; the intact one after a corruption in transit, as
+``lake up --faults poison`` injects). AWS calls go through the injected clients; their errors
+are translated by :mod:`lake.aws.errors`.
 """
 
 from __future__ import annotations
@@ -40,7 +44,12 @@ class Unavailable(LakeError):
 def records_of(dead: DeadLetter, source: Source, clients: Any, bucket: str, prefix: str,
                region: str) -> tuple[str, list[Mapping[str, Any]]]:
     """``(source used, records)`` of ``dead``, in sequence order; :class:`Unavailable` if none has them."""
-    order: tuple[Source, ...] = ("message", "raw", "stream") if source == "auto" else (source,)
+    if source != "auto":
+        order: tuple[Source, ...] = (source,)
+    elif dead.condition == "PoisonRecord":
+        order = ("stream", "raw", "message")
+    else:
+        order = ("message", "raw", "stream")
     reasons = []
     for name in order:
         try:

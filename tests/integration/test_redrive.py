@@ -3,8 +3,8 @@ fixed, from the message itself, the raw zone or the stream; a message is deleted
 records succeeded; the records land in the raw and curated zones exactly once.
 
 (A poison record re-driven from its own message is not delivered either: the fan-out quarantines
-it as malformed, the archiver fails on it; the injected poison is a corruption in transit, so
-the records are read again from the stream once the injection stops.)"""
+it as malformed, the archiver fails on it. The injected poison is a corruption in transit: once
+the injection stops, the records read again from the stream go through.)"""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def test_poison_records_are_redriven_from_the_stream_once_the_cause_is_fixed(
         assert queue_depth(clients, dlq) == 2 * len(poisoned)
 
         lake.faults.disarm()  # the cause is fixed: the stream delivers the records as they are
-        assert main([*cli, "--from", "stream", "--json"]) == 0
+        assert main([*cli, "--json"]) == 0  # auto: a PoisonRecord's records are read again from the stream
         report = json.loads(capsys.readouterr().out)
         assert lake.wait_idle(60)  # the fan-out's re-driven records are curated by the running lake
         source = source_event_ids(clients, lake.provisioned.stream_arns["orders"])
@@ -150,6 +150,7 @@ def test_poison_records_are_redriven_from_the_stream_once_the_cause_is_fixed(
         f = by_function[name]
         assert (f["messages"], f["records"], f["succeeded"], f["failing"], f["deleted"]) == (
             len(poisoned), len(poisoned), len(poisoned), 0, len(poisoned))
+        assert f["sources"] == {"stream": len(poisoned)}
     assert sorted(raw) == sorted(source) and len(source) == 200  # the poisoned ones too, once
     assert set(curated) == set(source) and max(curated.values()) == 1
     assert depth == 0
