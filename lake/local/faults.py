@@ -6,7 +6,7 @@ is tested against the failures AWS really produces, at given rates, reproducibly
 SPEC is a comma-separated list of ``fault=rate`` (a probability, ``0.02`` or ``2%``) plus an
 optional ``seed=N``::
 
-    s3.5xx=0.02,s3.slowdown=0.01,conn.reset=0.005,kinesis.partial=0.05,kinesis.throttle=0.02,
+    s3.5xx=0.02,s3.slowdown=0.01,conn.reset=0.005,conn.drop=0.002,kinesis.partial=0.05,kinesis.throttle=0.02,
     handler.error=0.01,handler.crash=0.01,poison=0.001,seed=7
 
 See :data:`FAULTS` for what each fault does and which requests it may hit. Server-side faults
@@ -58,6 +58,8 @@ FAULTS: Mapping[str, str] = {
     "s3.slowdown": "an S3 object request (or bucket listing) answers 503 SlowDown",
     "conn.reset": "the connection of an S3, Kinesis or DynamoDB Streams data request is closed without "
                   "an answer, before the request is processed",
+    "conn.drop": "the same, after the request was processed: it took effect, its answer is lost (a retry "
+                 "repeats it: an S3 put is written again, Kinesis records are put twice)",
     "kinesis.partial": "each PutRecords entry fails alone (ProvisionedThroughputExceededException or "
                        "InternalFailure) and is not written; the others are",
     "kinesis.throttle": "a whole Kinesis data call (PutRecord(s), GetRecords, GetShardIterator) answers "
@@ -70,7 +72,7 @@ FAULTS: Mapping[str, str] = {
 }
 FAULT_NAMES = tuple(FAULTS)
 # Faults drawn by one decision share it: their rates add up to at most 1.
-_EXCLUSIVE = (("s3.5xx", "s3.slowdown", "conn.reset"), ("kinesis.throttle", "conn.reset"),
+_EXCLUSIVE = (("s3.5xx", "s3.slowdown", "conn.reset", "conn.drop"), ("kinesis.throttle", "conn.reset", "conn.drop"),
               ("handler.error", "handler.crash"))
 
 FAULTS_FILE = "faults.json"
@@ -179,6 +181,7 @@ class FaultInjector:
         self.injected: dict[str, int] = dict.fromkeys(FAULT_NAMES, 0)
         self.eligible: dict[str, int] = dict.fromkeys(FAULT_NAMES, 0)
         self.poisoned: dict[str, dict[str, Any]] = {}
+        self.sessions = 0  # the `lake up` sessions these counts cover (a restart adds to them)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -229,12 +232,30 @@ class FaultInjector:
 
     # lifecycle
     def arm(self) -> None:
-        """Start injecting (and writing the counts, if there is a ``path``)."""
+        """Start injecting (and writing the counts, if there is a ``path``: a restarted lake adds
+        to the counts an earlier session left there; delete the file to count afresh)."""
+        if not self.sessions:
+            self._resume()
+            self.sessions += 1
         self.armed = True
         if self.path is not None and self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name="fault-counts", daemon=True)
             self._thread.start()
+
+    def _resume(self) -> None:
+        if self.path is None or not self.path.exists():
+            return
+        try:
+            before = orjson.loads(self.path.read_bytes())
+            with self._lock:
+                for counts, old in ((self.injected, before["injected"]), (self.eligible, before["eligible"])):
+                    for name in FAULT_NAMES:
+                        counts[name] += int(old.get(name, 0))
+                self.poisoned.update({p["event_id"]: p for p in before.get("poisoned", [])})
+                self.sessions = int(before.get("sessions", 1))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:  # a damaged file: count afresh
+            log.warning("fault counts in %s not resumed (%s): counting afresh", self.path, e)
 
     def disarm(self) -> None:
         """Stop injecting (the cause is fixed); the counts stay, and are written once more."""
@@ -251,16 +272,18 @@ class FaultInjector:
             {"spec": "s3.5xx=0.02,...,seed=7", "seed": 7, "rates": {"s3.5xx": 0.02, ...}, "armed": true,
              "injected": {"s3.5xx": 12, ...every fault...}, "eligible": {"s3.5xx": 640, ...},
              "total_injected": 40, "poisoned": [{"event_id": ..., "sequence_number": ..., "stream_arn": ...}],
-             "updated_at": <epoch seconds>}
+             "sessions": 1, "updated_at": <epoch seconds>}
 
         ``eligible``: the chances each fault had (requests, PutRecords entries, invocations, stream
-        records read, that it could have hit); ``poisoned``: the poisoned records (at most 10,000).
+        records read, that it could have hit); ``poisoned``: the poisoned records (at most 10,000);
+        ``sessions``: the `lake up` runs counted (a restart with the same state directory adds to
+        the counts; they are written every second, so a ``kill -9`` may lose the last second's).
         """
         with self._lock:
             return {"spec": self.spec.render(), "seed": self.spec.seed, "rates": dict(self.spec.rates),
                     "armed": self.armed, "injected": dict(self.injected), "eligible": dict(self.eligible),
                     "total_injected": sum(self.injected.values()), "poisoned": list(self.poisoned.values()),
-                    "updated_at": time.time()}
+                    "sessions": self.sessions, "updated_at": time.time()}
 
     def write(self) -> None:
         if self.path is None:
@@ -366,9 +389,9 @@ class FaultMiddleware:
         req = classify(environ)
         if req.service == "s3" and _s3_data_request(environ):
             identity = f"{req.operation} {environ.get('PATH_INFO', '')}?{environ.get('QUERY_STRING', '')}"
-            fault = inj.choose(("conn.reset", "s3.5xx", "s3.slowdown"), identity, "s3")
-            if fault == "conn.reset":
-                return _reset(environ)
+            fault = inj.choose(("conn.reset", "conn.drop", "s3.5xx", "s3.slowdown"), identity, "s3")
+            if fault in ("conn.reset", "conn.drop"):
+                return self._reset(environ, processed=fault == "conn.drop")
             if fault == "s3.5xx":
                 return _s3_error(environ, start_response, "500 Internal Server Error", "InternalError",
                                  "We encountered an internal error. Please try again.")
@@ -379,9 +402,9 @@ class FaultMiddleware:
         if req.service == "kinesis" and req.operation in _KINESIS_DATA:
             body = _read_body(environ)
             identity = f"{req.operation} {hashlib.blake2b(body, digest_size=16).hexdigest()}"
-            fault = inj.choose(("conn.reset", "kinesis.throttle"), identity, "kinesis")
-            if fault == "conn.reset":
-                return _reset(environ)
+            fault = inj.choose(("conn.reset", "conn.drop", "kinesis.throttle"), identity, "kinesis")
+            if fault in ("conn.reset", "conn.drop"):
+                return self._reset(environ, processed=fault == "conn.drop")
             if fault == "kinesis.throttle":
                 return _json_error(start_response, "ProvisionedThroughputExceededException",
                                    "Rate exceeded for shard shardId-000000000000 in stream under account "
@@ -392,11 +415,17 @@ class FaultMiddleware:
         if req.service == "dynamodbstreams" and req.operation in _STREAMS_DATA:
             body = _read_body(environ)
             identity = f"{req.operation} {hashlib.blake2b(body, digest_size=16).hexdigest()}"
-            if inj.choose(("conn.reset",), identity, "dynamodbstreams") == "conn.reset":
-                return _reset(environ)
+            fault = inj.choose(("conn.reset", "conn.drop"), identity, "dynamodbstreams")
+            if fault is not None:
+                return self._reset(environ, processed=fault == "conn.drop")
             if req.operation == "GetRecords" and inj.spec.rate("poison") > 0:
                 return self._poisoned_read(environ, start_response, body)
         return self.app(environ, start_response)
+
+    def _reset(self, environ: dict[str, Any], processed: bool) -> list[bytes]:
+        if processed:
+            self._call(environ)  # it takes effect (reading its body); its answer is never sent
+        return _reset(environ, read=not processed)
 
     def _call(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         captured: dict[str, Any] = {}
@@ -488,7 +517,14 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     except ValueError:
         length = 0
     stream = environ["wsgi.input"]
-    body = stream.read(length) if length else stream.read()
+    # The raw socket's stream: read exactly the declared length (or to the end of a chunked
+    # body); reading to its end otherwise would wait for a client that waits for us.
+    if length:
+        body = stream.read(length)
+    elif environ.get("wsgi.input_terminated"):
+        body = stream.read()
+    else:
+        body = b""
     _set_body(environ, body)
     return bytes(body)
 
@@ -521,9 +557,10 @@ def _json_error(start_response: Any, code: str, message: str) -> list[bytes]:
                                                         ("x-amzn-ErrorType", code)], body)
 
 
-def _reset(environ: dict[str, Any]) -> list[bytes]:
+def _reset(environ: dict[str, Any], read: bool = True) -> list[bytes]:
     """Close the connection without an answer (werkzeug then drops the request silently)."""
-    _read_body(environ)  # else what is left of it would be read as the connection's next request
+    if read:
+        _read_body(environ)  # else what is left of it would be read as the connection's next request
     sock = environ.get("werkzeug.socket")
     if sock is not None:
         try:
@@ -531,7 +568,7 @@ def _reset(environ: dict[str, Any]) -> list[bytes]:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # already gone
-    raise ConnectionResetError("injected fault conn.reset")
+    raise ConnectionResetError("injected fault: connection closed without an answer")
 
 
 def middleware(injector: FaultInjector) -> Callable[[Any], FaultMiddleware]:

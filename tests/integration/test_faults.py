@@ -116,22 +116,29 @@ def outcome(call: Any) -> str:
 def test_s3_faults_fire_at_their_rates_and_a_failed_put_writes_nothing(
         faulty: tuple[EmbeddedAWS, FaultInjector]) -> None:
     aws, injector = faulty
-    injector.spec = FaultSpec.parse("s3.5xx=0.1,s3.slowdown=0.05,conn.reset=0.05,seed=11")
+    injector.spec = FaultSpec.parse("s3.5xx=0.1,s3.slowdown=0.05,conn.reset=0.05,conn.drop=0.03,seed=11")
     s3 = client(aws, "s3")
     s3.create_bucket(Bucket="faulty")
     injector.arm()
     n = 600
     outcomes = [outcome(lambda i=i: s3.put_object(Bucket="faulty", Key=f"k{i}", Body=b"x" * 200)) for i in range(n)]
+    puts = dict(injector.injected)
+    reads = [outcome(lambda i=i: s3.get_object(Bucket="faulty", Key=f"k{i}")["Body"].read()) for i in range(200)]
     injector.disarm()
     seen = collections.Counter(outcomes)
-    assert seen["InternalError"] == injector.injected["s3.5xx"] and within(seen["InternalError"], n, 0.1)
-    assert seen["SlowDown"] == injector.injected["s3.slowdown"] and within(seen["SlowDown"], n, 0.05)
-    resets = seen["ConnectionClosedError"]
-    assert resets == injector.injected["conn.reset"] and within(resets, n, 0.05)
-    assert injector.eligible["s3.5xx"] == n and seen["ok"] + sum(injector.injected.values()) == n
+    assert seen["InternalError"] == puts["s3.5xx"] and within(seen["InternalError"], n, 0.1)
+    assert seen["SlowDown"] == puts["s3.slowdown"] and within(seen["SlowDown"], n, 0.05)
+    closed = seen["ConnectionClosedError"]
+    assert closed == puts["conn.reset"] + puts["conn.drop"]
+    assert within(puts["conn.reset"], n, 0.05) and within(puts["conn.drop"], n, 0.03) and puts["conn.drop"]
+    assert seen["ok"] + sum(puts.values()) == n
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket="faulty")
     written = {o["Key"] for p in pages for o in p.get("Contents", [])}
-    assert written == {f"k{i}" for i, o in enumerate(outcomes) if o == "ok"}  # failed before processing
+    ok = {f"k{i}" for i, o in enumerate(outcomes) if o == "ok"}
+    lost_answer = {f"k{i}" for i, o in enumerate(outcomes) if o == "ConnectionClosedError"}
+    # a reset or an error wrote nothing; a dropped answer's put was written all the same
+    assert ok <= written <= ok | lost_answer and len(written) == len(ok) + puts["conn.drop"]
+    assert injector.eligible["s3.5xx"] == n + 200 and {"InternalError", "SlowDown", "ok"} <= set(reads)
 
 
 def test_kinesis_partial_failures_and_throttling_fire_at_their_rates(faulty: tuple[EmbeddedAWS, FaultInjector]) -> None:
@@ -163,6 +170,46 @@ def test_kinesis_partial_failures_and_throttling_fire_at_their_rates(faulty: tup
     it = kinesis.get_shard_iterator(StreamName="faulty", ShardId=shard,
                                     ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
     assert len(kinesis.get_records(ShardIterator=it, Limit=10_000)["Records"]) == written  # failed entries not written
+
+
+def test_connection_faults_hit_kinesis_and_dynamodb_streams_too(
+        faulty: tuple[EmbeddedAWS, FaultInjector], clients: Clients) -> None:
+    aws, injector = faulty
+    arn = make_table(clients)
+    put_items(clients, 1)
+    kinesis, streams = client(aws, "kinesis"), client(aws, "dynamodbstreams")
+    kinesis.create_stream(StreamName="dropped", ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName="dropped", WaiterConfig={"Delay": 0.1})
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    injector.spec = FaultSpec.parse("conn.drop=1")
+    injector.arm()
+    dropped = [outcome(lambda i=i: kinesis.put_record(StreamName="dropped", Data=b"%d" % i, PartitionKey="k"))
+               for i in range(3)]
+    injector.spec = FaultSpec.parse("conn.reset=1")
+    read = outcome(lambda: streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON"))
+    injector.disarm()
+    assert dropped == ["ConnectionClosedError"] * 3 and read == "ConnectionClosedError"
+    kshard = kinesis.list_shards(StreamName="dropped")["Shards"][0]["ShardId"]
+    it = kinesis.get_shard_iterator(StreamName="dropped", ShardId=kshard,
+                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    assert len(kinesis.get_records(ShardIterator=it)["Records"]) == 3  # put, though the answer was lost
+    assert injector.injected["conn.drop"] == 3 and injector.injected["conn.reset"] == 1
+
+
+def test_counts_add_up_across_restarts_of_the_same_state_directory(tmp_path: Path) -> None:
+    path = faults_path(tmp_path)
+    first = FaultInjector("handler.error=1,seed=1", path)
+    first.arm()
+    first.wrap(lambda e, c: None, None)
+    first.disarm()
+    assert json.loads(path.read_text())["injected"]["handler.error"] == 1
+    second = FaultInjector("handler.error=1,seed=1", path)
+    second.arm()
+    second.wrap(lambda e, c: None, None)
+    second.disarm()
+    counts = json.loads(path.read_text())
+    assert counts["injected"]["handler.error"] == 2 and counts["eligible"]["handler.error"] == 2
+    assert counts["sessions"] == 2
 
 
 def test_the_same_seed_injects_the_same_faults(faulty: tuple[EmbeddedAWS, FaultInjector]) -> None:
@@ -233,7 +280,7 @@ def test_handler_errors_and_crashes_fire_at_their_rates_and_every_record_is_deli
 
 # -- the pipeline under faults -------------------------------------------------------------------
 
-EVERY_FAULT = ("s3.5xx=0.03,s3.slowdown=0.02,conn.reset=0.01,kinesis.partial=0.1,kinesis.throttle=0.03,"
+EVERY_FAULT = ("s3.5xx=0.03,s3.slowdown=0.02,conn.reset=0.01,conn.drop=0.01,kinesis.partial=0.1,kinesis.throttle=0.03,"
                "handler.error=0.03,handler.crash=0.03,seed=4")
 
 
