@@ -39,7 +39,7 @@ import re
 import socket
 import struct
 import threading
-import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +48,7 @@ from typing import Any
 
 import orjson
 
+from lake.clock import SYSTEM_CLOCK, Clock
 from lake.errors import ConfigError
 from lake.invocation import Handler
 
@@ -172,9 +173,10 @@ class InjectedError(RuntimeError):
 class FaultInjector:
     """Draws faults from a :class:`FaultSpec`, counts them, and writes the counts to ``path``."""
 
-    def __init__(self, spec: FaultSpec | str, path: Path | None = None, write_interval_s: float = 1.0) -> None:
+    def __init__(self, spec: FaultSpec | str, path: Path | None = None, write_interval_s: float = 1.0,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.spec = FaultSpec.parse(spec) if isinstance(spec, str) else spec
-        self.path, self.write_interval_s = path, write_interval_s
+        self.path, self.write_interval_s, self.clock = path, write_interval_s, clock
         self.armed = False
         self._lock = threading.Lock()
         self._seen: OrderedDict[str, int] = OrderedDict()
@@ -283,7 +285,7 @@ class FaultInjector:
             return {"spec": self.spec.render(), "seed": self.spec.seed, "rates": dict(self.spec.rates),
                     "armed": self.armed, "injected": dict(self.injected), "eligible": dict(self.eligible),
                     "total_injected": sum(self.injected.values()), "poisoned": list(self.poisoned.values()),
-                    "sessions": self.sessions, "updated_at": time.time()}
+                    "sessions": self.sessions, "updated_at": self.clock.now()}
 
     def write(self) -> None:
         if self.path is None:
@@ -296,7 +298,7 @@ class FaultInjector:
             log.warning("could not write the fault counts to %s: %s", self.path, e)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.write_interval_s):
+        while not self.clock.wait(self._stop, self.write_interval_s):
             self.write()
 
     # handler faults
@@ -542,7 +544,7 @@ def _respond(start_response: Any, status: str, headers: list[tuple[str, str]], b
 
 def _s3_error(environ: dict[str, Any], start_response: Any, status: str, code: str, message: str) -> list[bytes]:
     _read_body(environ)  # read, not left for the connection's next request line
-    request_id = hashlib.md5(str(time.monotonic_ns()).encode()).hexdigest()[:16].upper()
+    request_id = uuid.uuid4().hex[:16].upper()
     body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
             f"<RequestId>{request_id}</RequestId><HostId>lake-fault-injection</HostId></Error>").encode()
     if environ.get("REQUEST_METHOD") == "HEAD":
