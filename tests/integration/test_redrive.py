@@ -224,3 +224,19 @@ def test_a_kinesis_batch_is_read_again_from_its_stream_as_lambda_delivers_it(cli
     with pytest.raises(Unavailable, match="holds 1 of the batch's 3"):
         from_stream(dataclasses.replace(dead, start_sequence=seqs[3], end_sequence=str(int(seqs[3]) + 5),
                                         batch_size=3), clients, "us-east-1")
+
+
+def test_a_record_kept_in_a_file_is_read_from_it(tmp_path: Path) -> None:
+    from lake.redrive.sources import Unavailable, from_message
+
+    record = {"eventID": "e1", "dynamodb": {"SequenceNumber": "7", "NewImage": {"blob": {"S": "y" * 300_000}}}}
+    kept = tmp_path / "dead-letter" / "abc-7.json"
+    kept.parent.mkdir()
+    kept.write_text(json.dumps(record))
+    message = dict(AWS_MESSAGE)
+    message["recordFile"] = str(kept)  # as the local runtime writes a record too large for a message
+    dead = parse_message(json.dumps(message))
+    assert from_message(dead) == [record]
+    kept.unlink()
+    with pytest.raises(Unavailable, match="its record file"):
+        from_message(dead)
