@@ -27,6 +27,9 @@ record is the exception: it is poison on every read, for every mapping, as a rea
 
 Counts are written to ``<state-dir>/faults.json`` (:data:`FAULTS_FILE`) every second and at stop;
 see :meth:`FaultInjector.snapshot` for its shape.
+
+Over 500 lines on purpose (ARCHITECTURE rule 7): the spec, the injector's decisions and counts,
+and the middleware that applies them to moto's requests are one feature, read together.
 """
 
 from __future__ import annotations
