@@ -554,6 +554,19 @@ def _without_retries(table: Table) -> Table:
     return IcebergTable(table.name(), metadata, table.metadata_location, table.io, table.catalog)
 
 
+def apply_schema(tx: Transaction, add_columns: Mapping[str, pa.DataType],
+                 promote: Mapping[str, pa.DataType]) -> None:
+    """Put new columns and Iceberg's legal promotions on a transaction, as :meth:`IcebergTables.commit`
+    does (for jobs that stage their own transaction through :meth:`IcebergTables.transact`)."""
+    if not add_columns and not promote:
+        return
+    with tx.update_schema() as update:
+        if add_columns:
+            update.union_by_name(pa.schema([pa.field(n, t) for n, t in add_columns.items()]))
+        for column, wider in promote.items():
+            update.update_column(column, field_type=_iceberg_primitive(wider))
+
+
 def _iceberg_primitive(t: pa.DataType) -> Any:
     """The Iceberg type of a promotion's target (long, double or decimal)."""
     from pyiceberg.types import DecimalType, DoubleType, LongType
