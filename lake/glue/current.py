@@ -214,7 +214,7 @@ def _merge(h: Table, c: Table, state: pa.Table) -> tuple[pa.Table, list[str], li
     new = state.select(ORDER_COLUMNS)
     tagged = pa.concat_tables([
         _tag(held.select(ORDER_COLUMNS), 0), _tag(new, 1), _tag(removes.select(ORDER_COLUMNS), 2),
-    ])
+    ], promote_options="permissive")  # a scan that matches nothing may come back with large_string
     winners = latest(tagged)
     from_new = pc.equal(winners.column("src"), 1)
     is_remove = pc.equal(winners.column("event_name"), "REMOVE")
