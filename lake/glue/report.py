@@ -69,9 +69,8 @@ class JobReport:
 
     def lines(self) -> list[str]:
         """The report as text, one line per table and a total."""
-        verb = "would" if self.dry_run else "did"
-        out = [f"{self.job}: {verb} (files in → out, rows in → out, bytes in → out, snapshots +added/-expired,"
-               " files deleted)"]
+        out = [f"{self.job}{' (dry run: what it would do)' if self.dry_run else ''}: per table, files in → out, "
+               "rows in → out, bytes in → out, snapshots +added/-expired, files deleted"]
         for t in self.tables:
             out.append(f"  {t.table}: files {t.files_in} → {t.files_out}, rows {t.rows_in} → {t.rows_out}, "
                        f"bytes {_size(t.bytes_in)} → {_size(t.bytes_out)}, snapshots +{t.snapshots_added}"
