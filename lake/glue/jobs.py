@@ -48,12 +48,16 @@ JOBS: dict[str, tuple[Arg, ...]] = {
         Arg("--retention-days", "expire snapshots older than this (default 7: the time-travel window)",
             "float", 7.0),
         Arg("--orphan-age-hours", "delete unreferenced files older than this (default 72)", "float", 72.0),
+        Arg("--engine", "pyiceberg (this process, bounded memory; default) or athena (OPTIMIZE and VACUUM)",
+            "str", "pyiceberg"),
     ),
     "current_state": (
         Arg("--table", "source (DynamoDB) table (repeatable, or comma-separated); default: every one", "list"),
         Arg("--as-of", "materialise the state at this time (ISO-8601 or epoch) into a snapshot table", "time"),
         Arg("--into", "the --as-of table's name (default <stem>_current_at_<time>)"),
         Arg("--full", "rebuild from the whole history, not incrementally", "flag", False),
+        Arg("--engine", "pyiceberg (this process, incremental; default) or athena (MERGE INTO / CREATE TABLE AS "
+            "over the whole history)", "str", "pyiceberg"),
     ),
     "backfill": (
         Arg("--table", "source (DynamoDB) table to rebuild (required)"),
@@ -110,6 +114,15 @@ def values(job: str, given: dict[str, Any]) -> dict[str, Any]:
 def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress = no_progress) -> JobReport:
     """Run ``job`` with its arguments (by dest, as text or typed)."""
     v = values(job, given)
+    if v.get("engine", "pyiceberg") not in ("pyiceberg", "athena"):
+        raise ConfigError(f"--engine must be pyiceberg or athena, not {v['engine']!r}")
+    if v.get("engine") == "athena":
+        from lake.glue import athena
+
+        if job == "compact":
+            return athena.compact_on_athena(settings, v["table"] or (), int(v["target_mb"] * MB),
+                                            v["retention_days"] * DAY_S, v["dry_run"])
+        return athena.current_on_athena(settings, v["table"] or (), v["as_of"], v["into"], v["dry_run"])
     if job == "compact":
         from lake.glue.compact import CompactOptions, compact
 

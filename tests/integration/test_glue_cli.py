@@ -52,3 +52,5 @@ def test_the_cli_and_the_glue_scripts_run_the_jobs(lake: Settings, clients: Clie
     assert missing.returncode == 2 and "nosuchtable" in missing.stderr
     bad = _run(lake, "-m", "lake.cli", "glue", "backfill", "--table", "orders", "--since", "tomorrow-ish")
     assert bad.returncode == 2 and "tomorrow-ish" in bad.stderr
+
+
