@@ -146,22 +146,27 @@ def backfill(settings: Settings, options: BackfillOptions, clients: Clients | No
     changes_part = report.table(names.CHANGES)
     changes_part.files_in = stats.objects_read
     changes_part.rows_in = len(raw)
+    filt = _range_filter(options, options.table)
+    if options.dry_run:  # what would be written; nothing is created or changed
+        history_part = report.table(names.history_table(options.table))
+        changes_part.rows_out = history_part.rows_in = history_part.rows_out = len(raw)
+        held_rows = tables.scan(names.CHANGES, filt, ["event_id"]).num_rows if tables.find(names.CHANGES) else 0
+        changes_part.notes.append(f"range holds {held_rows} rows; the raw zone has {len(raw)}")
+        return report.done()
     tables.ensure(names.CHANGES, CHANGES_ICEBERG, [TABLE_NAME, DT], source=None, kind="changes")
-    held = tables.scan(names.CHANGES, _range_filter(options, options.table),
-                       ["event_id", "shard_id", "sequence_number", TABLE_NAME, DT])
+    held = tables.scan(names.CHANGES, filt, ["event_id", "shard_id", "sequence_number", TABLE_NAME, DT])
     rows = RecordRows(options.table, _with_held_coordinates(raw, held))
     rebuilt = changes_rows(rows)
-    filt = _range_filter(options, options.table)
 
     def stage_changes(table: Table, tx: Transaction) -> bool:
         current = tables.scan(names.CHANGES, filt, table=table)
         changes_part.notes.append(f"range held {current.num_rows} rows; the raw zone has {rebuilt.num_rows}")
-        if _same(current, rebuilt) or options.dry_run:
+        if _same(current, rebuilt):
             return False
         _swap(tx, filt if current.num_rows else None, rebuilt)
         return True
 
-    _commit(tables, names.CHANGES, stage_changes, changes_part, rebuilt.num_rows, options.dry_run)
+    _commit(tables, names.CHANGES, stage_changes, changes_part, rebuilt.num_rows)
 
     history = names.history_table(options.table)
     history_part = report.table(history)
@@ -174,23 +179,20 @@ def backfill(settings: Settings, options: BackfillOptions, clients: Clients | No
         placed = placed_history(table, parts)
         current = tables.scan(history, hfilt, table=table)
         history_part.notes.append(f"range held {current.num_rows} rows; the raw zone has {placed.rows.num_rows}")
-        if (not placed.add_columns and not placed.promote and _same(current, _complete(placed.rows, table))) \
-                or options.dry_run:
+        if not placed.add_columns and not placed.promote and _same(current, _complete(placed.rows, table)):
             return False
         _evolve(tx, placed)
         _swap(tx, hfilt if current.num_rows else None, placed.rows)
         return True
 
-    _commit(tables, history, stage_history, history_part, parts.meta.num_rows, options.dry_run)
+    _commit(tables, history, stage_history, history_part, parts.meta.num_rows)
     return report.done()
 
 
-def _commit(tables: IcebergTables, name: str, stage: Any, part: TableReport, rows: int, dry_run: bool) -> None:
+def _commit(tables: IcebergTables, name: str, stage: Any, part: TableReport, rows: int) -> None:
     before = tables.load(name).current_snapshot()
     after = tables.transact(name, stage)
-    if dry_run:
-        part.rows_out = rows
-    elif after is not None and (before is None or after != before.snapshot_id):
+    if after is not None and (before is None or after != before.snapshot_id):
         part.rows_out = rows
         part.snapshots_added = 1
     else:

@@ -15,7 +15,6 @@ from lake.glue.current import CurrentOptions, current_state
 from lake.glue.export import FULL_SHARD
 from lake.local.up import EmbeddedLake, TableWatcher
 from lake.settings import Settings, TableSpec
-from tests.integration.test_glue_compact import moto_glue_compat  # noqa: F401  (fixture)
 from tests.integration.test_glue_current import current_items, diff, live_items
 
 

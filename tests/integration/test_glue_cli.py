@@ -14,7 +14,6 @@ from lake.curate import curate
 from lake.settings import Settings
 from tests.integration.test_curate_iceberg import kinesis, lake  # noqa: F401  (fixture)
 from tests.integration.test_fanout_kinesis import stream_record
-from tests.integration.test_glue_compact import moto_glue_compat  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 

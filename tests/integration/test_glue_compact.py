@@ -22,19 +22,6 @@ from tests.integration.test_fanout_kinesis import stream_record
 BATCHES, PER_BATCH = 12, 5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def moto_glue_compat() -> None:
-    """moto 5.2.6 (what the venv has; pyproject allows >=5.1,<6) renamed the parsed request
-    of its responses from ``parameters`` to ``params``, and lake/local/embedded.py's Glue
-    VersionId check still reads ``parameters``, so every Iceberg commit on the embedded AWS
-    fails with a 500 (the curate tests too). Until embedded.py (not this issue's) reads
-    either, alias the old name; with a moto or an embedded.py that has it, this does nothing."""
-    from moto.glue.responses import GlueResponse
-
-    if not hasattr(GlueResponse, "parameters"):
-        GlueResponse.parameters = property(lambda self: self.params)  # type: ignore[attr-defined]
-
-
 def _fill(settings: Settings, clients: Clients, days: int = 2) -> None:
     """BATCHES commits of PER_BATCH changes over ``days`` days: a small file per batch and day."""
     for b in range(BATCHES):

@@ -25,7 +25,6 @@ from lake.local.workload import generate
 from lake.settings import Settings
 from tests.integration.test_curate_iceberg import kinesis, lake  # noqa: F401  (fixture)
 from tests.integration.test_fanout_kinesis import stream_record
-from tests.integration.test_glue_compact import moto_glue_compat  # noqa: F401  (fixture)
 
 
 def _value(tag: str, v: Any) -> Any:

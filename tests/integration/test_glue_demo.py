@@ -9,13 +9,14 @@ from rich.console import Console
 
 from lake.local.demo import run_demo
 from lake.settings import Settings
-from tests.integration.test_glue_compact import moto_glue_compat  # noqa: F401  (fixture)
 
 
-def test_the_demo_runs_current_state_and_compact(tmp_path: Path) -> None:
+def test_the_demo_runs_current_state_and_compact(settings: Settings, tmp_path: Path) -> None:
+    # the `settings` fixture resets moto's backends, which every embedded AWS of this process shares:
+    # the demo's lake starts empty whatever the tests before it left
     out = io.StringIO()
-    settings = Settings.resolve({"state_dir": str(tmp_path)}, environ={}, config_path=None)
-    report = run_demo(settings, 300, 7, Console(file=out, width=200), timeout_s=120)
+    demo = settings.replace(endpoint_url=None, state_dir=str(tmp_path / "demo"))
+    report = run_demo(demo, 300, 7, Console(file=out, width=200), timeout_s=120)
     text = out.getvalue()
     (rows, live), = report.stages["current_rows"].values()
     assert rows == live > 0
