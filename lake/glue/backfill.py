@@ -57,6 +57,7 @@ class BackfillOptions:
     since_us: int | None = None  # the range [since, until) of event times; open when None
     until_us: int | None = None
     dry_run: bool = False
+    per_day: bool = False  # one atomic swap per day instead of one for the range: memory holds a day
 
     def __post_init__(self) -> None:
         if not self.table:
@@ -138,7 +139,33 @@ def _same(a: pa.Table, b: pa.Table) -> bool:
 
 def backfill(settings: Settings, options: BackfillOptions, clients: Clients | None = None,
              progress: Progress = no_progress) -> JobReport:
+    """Rebuild the range in one swap per table (see the module doc), or with ``per_day``
+    one day of the raw zone at a time, each day's swap atomic (memory: one day's rows)."""
     clients = clients or Clients(settings)
+    if not options.per_day:
+        return _backfill(settings, options, clients, progress)
+    store = clients.store(settings.bucket)
+    selection = Selection(tables=(options.table,), since_us=options.since_us, until_us=options.until_us)
+    days = sorted({o.dt for o in select_objects(store, settings.prefix, selection)})
+    report = JobReport("backfill (per day)", options.dry_run)
+    totals: dict[str, TableReport] = {}
+    for day in days:
+        start = int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp() * 1_000_000)
+        since = max(start, options.since_us) if options.since_us is not None else start
+        until = start + 86_400_000_000
+        until = min(until, options.until_us) if options.until_us is not None else until
+        one = _backfill(settings, replace(options, since_us=since, until_us=until, per_day=False), clients, progress)
+        for part in one.tables:
+            total = totals.get(part.table)
+            if total is None:
+                total = totals[part.table] = report.table(part.table)
+            for name in ("files_in", "rows_in", "rows_out", "snapshots_added"):
+                setattr(total, name, getattr(total, name) + getattr(part, name))
+            total.notes.extend(f"{day}: {note}" for note in part.notes)
+    return report.done()
+
+
+def _backfill(settings: Settings, options: BackfillOptions, clients: Clients, progress: Progress) -> JobReport:
     tables = IcebergTables(settings, clients)
     report = JobReport("backfill", options.dry_run)
     stats = ReadStats()

@@ -63,6 +63,8 @@ JOBS: dict[str, tuple[Arg, ...]] = {
         Arg("--table", "source (DynamoDB) table to rebuild (required)"),
         Arg("--since", "start of the time range (ISO-8601 or epoch; inclusive)", "time"),
         Arg("--until", "end of the time range (exclusive)", "time"),
+        Arg("--per-day", "one atomic swap per day of the range (memory: one day's rows) instead of one "
+            "for the whole range", "flag", False),
     ),
     "bootstrap": (
         Arg("--table", "source (DynamoDB) table to export and load (required)"),
@@ -137,8 +139,8 @@ def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress 
     if job == "backfill":
         from lake.glue.backfill import BackfillOptions, backfill
 
-        return backfill(settings, BackfillOptions(v["table"] or "", v["since"], v["until"], v["dry_run"]),
-                        progress=progress)
+        return backfill(settings, BackfillOptions(v["table"] or "", v["since"], v["until"], v["dry_run"],
+                                                  v["per_day"]), progress=progress)
     if job == "bootstrap":
         from lake.glue.bootstrap import BootstrapOptions, bootstrap
 
