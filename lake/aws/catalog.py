@@ -16,8 +16,9 @@ shows Athena's zone-less timestamps (``lake.query.local``) drops the zone itself
 Errors: only botocore's are translated (``lake.aws.errors``); anything else propagates.
 
 Longer than 500 lines on purpose: every Glue call of the product lives here (the rule of
-docs/ARCHITECTURE.md), and that is three things — plain Glue tables, the type map, and the
-Iceberg tables' optimistic commits.
+docs/ARCHITECTURE.md), and that is four things — plain Glue tables, the type map, the
+Iceberg tables' optimistic commits, and their maintenance (:class:`IcebergMaintenance`: the
+Glue jobs' file rewrites, snapshot expiry and reachable files, issue 12).
 """
 
 from __future__ import annotations
