@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 import sqlglot
@@ -679,16 +679,28 @@ class IcebergMaintenance:
     def partition_path(self, table: Table, ref: DataFileRef) -> str:
         return str(table.spec().partition_to_path(ref.task.file.partition, table.schema()))
 
+    @staticmethod
+    def partition_filter(ref: DataFileRef) -> BooleanExpression:
+        """A row filter selecting the partition of ``ref`` (identity partitions: column = value)."""
+        from pyiceberg import expressions as ex
+
+        # pyiceberg's predicates are pydantic models whose positional constructors mypy cannot see
+        And, EqualTo, IsNull = cast(Any, ex.And), cast(Any, ex.EqualTo), cast(Any, ex.IsNull)
+        expr: Any = ex.AlwaysTrue()
+        for column, value in ref.partition:
+            expr = And(expr, IsNull(column) if value is None else EqualTo(column, value))
+        return cast("BooleanExpression", expr)
+
     def replace_files(self, name: str, remove: Sequence[str], add: Sequence[Any],
-                      summary: Mapping[str, str]) -> int | None:
+                      summary: Mapping[str, str], where: BooleanExpression | None = None) -> int | None:
         """One optimistic commit replacing data files ``remove`` (paths) by ``add`` (DataFiles
         holding the same rows): readers see the old files or the new ones, never both nor
         neither. None (nothing committed) when a file to remove is no longer live: another
-        job replaced it meanwhile."""
+        job replaced it meanwhile. ``where`` (their partition) spares planning the whole table."""
         gone = set(remove)
 
         def stage(table: Table, tx: Transaction) -> bool:
-            live = {ref.path: ref for ref in self.data_files(table) if ref.path in gone}
+            live = {ref.path: ref for ref in self.data_files(table, where) if ref.path in gone}
             if len(live) != len(gone):
                 return False
             with tx.update_snapshot(snapshot_properties=dict(summary)).overwrite() as overwrite:

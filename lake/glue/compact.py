@@ -131,7 +131,8 @@ def _rewrite(maintenance: IcebergMaintenance, name: str, table: Table, options: 
             raise TerminalError(f"{name}: compaction of {len(members)} files wrote {new.record_count} rows, "
                                 f"not {rows}; nothing committed")
         committed = maintenance.replace_files(name, [f.path for f in members], [new],
-                                              {JOB_PROPERTY: "compact", "lake.files-replaced": str(len(members))})
+                                              {JOB_PROPERTY: "compact", "lake.files-replaced": str(len(members))},
+                                              maintenance.partition_filter(members[0]))
         done += len(members)
         progress(f"compact {name}", done, total)
         if committed is None:
