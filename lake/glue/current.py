@@ -156,12 +156,13 @@ def _one(tables: IcebergTables, maintenance: IcebergMaintenance, source: str, h:
             tx.delete(cast(Any, In)("key", set(deletes)))
         if upserts.num_rows:
             tx.append(upserts, snapshot_properties={JOB_PROPERTY: "current_state", WATERMARK: str(head.snapshot_id)})
-        outcome.update(upserts=upserts.num_rows, deletes=len(gone))
+        outcome.update(upserts=upserts.num_rows, deletes=len(gone),
+                       snapshots=int(bool(upserts.num_rows or deletes or (deletes is None and c.current_snapshot()))))
         return True
 
     tables.transact(target, stage)
     part.rows_out = outcome.get("upserts", 0)
-    part.snapshots_added = 1
+    part.snapshots_added = outcome.get("snapshots", 0)  # a run that only moves the watermark adds none
     if incremental:
         part.notes.append(f"{outcome.get('upserts', 0)} item(s) inserted or updated, "
                           f"{outcome.get('deletes', 0)} deleted")
