@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import hashlib
 import heapq
 import hmac
 import ipaddress
@@ -128,6 +129,7 @@ def patch_moto() -> None:
     StreamShard.add = add  # type: ignore[method-assign]
     Table.put_item = put_item  # type: ignore[method-assign]
     _patch_glue_version_check()
+    _patch_kinesis_routing()
     _PATCHED = True
 
 
@@ -400,6 +402,26 @@ def _patch_glue_version_check() -> None:
             return original(self)
 
     GlueResponse.update_table = update_table  # type: ignore[method-assign]
+
+
+def _patch_kinesis_routing() -> None:
+    """After ``SplitShard`` or ``MergeShards`` a record goes to the open shard covering its hash key,
+    as on AWS; moto picks the first shard whose range covers it, the closed parent included, so
+    a record put after a split lands in a shard its readers have finished (found by `make soak`:
+    re-driven changes never reached the curated zone)."""
+    from moto.kinesis.models import Stream
+
+    original = Stream.get_shard_for_key
+
+    def get_shard_for_key(self: Any, partition_key: str, explicit_hash_key: str) -> Any:
+        shard = original(self, partition_key, explicit_hash_key)  # moto's argument checks and hashing
+        if shard is None or shard.is_open:
+            return shard
+        key = int(explicit_hash_key) if explicit_hash_key else int(
+            hashlib.md5(partition_key.encode("utf-8"), usedforsecurity=False).hexdigest(), 16)
+        return next((s for s in self.shards.values() if s.is_open and s.starting_hash <= key < s.ending_hash), shard)
+
+    Stream.get_shard_for_key = get_shard_for_key  # type: ignore[method-assign]
 
 
 ADMIN_TOKEN_HEADER = "X-Lake-Admin-Token"

@@ -227,3 +227,22 @@ def test_moto_does_not_keep_every_item_record_and_iterator(settings: Settings, c
     clients.kinesis.put_record(StreamName=settings.kinesis_stream, Data=b"d", PartitionKey="p")
     gc.collect()
     assert oldest() is None  # dropped past the retention, and not kept elsewhere
+
+
+def test_records_put_after_a_kinesis_split_go_to_the_open_children(clients: Clients) -> None:
+    """moto routes by the first shard covering the hash key, the closed parent included; AWS (and the
+    patched embedded Kinesis) routes to the open child covering it, so readers that finished the
+    parent see every later record."""
+    k = clients.kinesis
+    k.create_stream(StreamName="split-me", ShardCount=1)
+    parent = k.list_shards(StreamName="split-me")["Shards"][0]
+    hi = int(parent["HashKeyRange"]["EndingHashKey"])
+    k.split_shard(StreamName="split-me", ShardToSplit=parent["ShardId"], NewStartingHashKey=str(hi // 2))
+    resp = k.put_records(StreamName="split-me", Records=[{"Data": b"x", "PartitionKey": f"key-{i}"}
+                                                        for i in range(40)])
+    shards = {r["ShardId"] for r in resp["Records"]}
+    children = {s["ShardId"] for s in k.list_shards(StreamName="split-me")["Shards"]
+                if s.get("ParentShardId") == parent["ShardId"]}
+    assert shards == children  # both children, never the parent
+    one = k.put_record(StreamName="split-me", Data=b"y", PartitionKey="z", ExplicitHashKey=str(hi - 1))
+    assert one["ShardId"] in children
