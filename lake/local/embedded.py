@@ -126,6 +126,7 @@ def patch_moto() -> None:
     StreamShard.add = add  # type: ignore[method-assign]
     Table.put_item = put_item  # type: ignore[method-assign]
     _patch_glue_version_check()
+    __import__("lake.local.moto_speed", fromlist=["*"]).patch_moto_speed()  # hot paths: lake/local/moto_speed.py
     _PATCHED = True
 
 
