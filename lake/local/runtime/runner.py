@@ -21,8 +21,9 @@ from lake.filters import compile_filters
 from lake.invocation import Handler, LambdaContext, function_arn, resolve_handler
 from lake.local.runtime.checkpoint import CheckpointStore
 from lake.local.runtime.destination import FailureDestination, queue_url
+from lake.local.runtime.feed import SharedSource
 from lake.local.runtime.mapping import EventSourceMapping, MappingStats
-from lake.local.runtime.sources import ShardInfo, StreamSource, open_source
+from lake.local.runtime.sources import ShardInfo, open_source
 from lake.local.runtime.worker import ShardWorker
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class MappingRunner:
         self.state_reason = ""
         self.last_error: tuple[float, str] | None = None  # (epoch seconds, text)
         self.stats = MappingStats()
-        self.source: StreamSource | None = None
+        self.source: SharedSource | None = None
         self.handler: Handler | None = None
         self.destination: FailureDestination | None = None
         self.predicate = compile_filters(mapping.filter_criteria)
@@ -63,7 +64,7 @@ class MappingRunner:
         """Check the mapping, import its handler, open its source and destination, load its checkpoints."""
         self.m.validate()
         self.handler = resolve_handler(self.m.function)
-        self.source = open_source(self.rt.clients, self.m.event_source_arn)
+        self.source = self.rt.shared_source(open_source(self.rt.clients, self.m.event_source_arn))
         if self.m.starting_position == "AT_TIMESTAMP" and self.source.kind != "kinesis":
             raise ConfigError(f"mapping {self.m.function_name}: AT_TIMESTAMP is for Kinesis streams only")
         dest = self.m.on_failure_destination

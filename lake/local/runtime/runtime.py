@@ -26,8 +26,10 @@ from typing import Any
 from lake.aws.clients import Clients
 from lake.clock import SYSTEM_CLOCK, Clock
 from lake.errors import ConfigError
+from lake.local.runtime.feed import SharedSource, StreamFeeds
 from lake.local.runtime.mapping import EventSourceMapping, MappingStats
 from lake.local.runtime.runner import MappingRunner
+from lake.local.runtime.sources import StreamSource
 
 log = logging.getLogger("lake.local.runtime")
 
@@ -63,6 +65,8 @@ class LocalRuntime:
         self._ticks = itertools.count(1)
         self._last_activity = 0  # tick of the last record read or batch completed
         self._activity_lock = threading.Lock()
+        self.feeds: dict[str, StreamFeeds] = {}  # stream ARN -> what its mappings read once for all
+        self._feeds_lock = threading.Lock()
         self._runners = [MappingRunner(self, m) for m in mappings]
         self.stats: dict[str, MappingStats] = {}
         for runner in self._runners:
@@ -76,6 +80,14 @@ class LocalRuntime:
     def mappings(self) -> list[EventSourceMapping]:
         """The mappings of this runtime, in the order they were added."""
         return [r.m for r in self._runners]
+
+    def shared_source(self, source: StreamSource) -> SharedSource:
+        """A mapping's view of ``source`` through the feeds every mapping of that stream shares."""
+        with self._feeds_lock:
+            feeds = self.feeds.get(source.arn)
+            if feeds is None:
+                feeds = self.feeds[source.arn] = StreamFeeds(source)
+            return SharedSource(feeds)
 
     def retry_delay(self, invocations: int) -> float:
         """The pause before retrying a batch invoked ``invocations`` times: doubling from the
@@ -112,6 +124,11 @@ class LocalRuntime:
             if stats is runner.stats:
                 del self.stats[key]
         self._stop_runner(runner, time.monotonic() + timeout)
+        if runner.source is not None:
+            runner.source.leave()
+            with self._feeds_lock:
+                if not any(r.source is not None and r.source.feeds is runner.source.feeds for r in self._runners):
+                    self.feeds.pop(runner.source.arn, None)  # its stream's last mapping
         log.info("mapping removed: %s <- %s", runner.m.function_name, runner.m.event_source_arn)
         return True
 
@@ -146,6 +163,8 @@ class LocalRuntime:
                 runner.stats = old_runner.stats
                 fresh.append(runner)
             self._runners = fresh
+        with self._feeds_lock:
+            self.feeds = {}  # a stream may have been made again under the same ARN meanwhile
         for runner in self._runners:
             runner.prepare()
         self.stopping.clear()

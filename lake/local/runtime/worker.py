@@ -159,8 +159,8 @@ class ShardWorker:
             self.iterator = res.next_iterator
             for rec in res.records:
                 rec.matched = self.r.predicate(rec.event)
-                if rec.matched:
-                    serialise(rec)
+                if rec.matched and not rec.body and rec.poison is None:
+                    serialise(rec)  # the shared feed serialised it when read, once for every mapping
                 if not self.buffer:
                     self.first_buffered_at = now
                 self.buffer.append(rec)
