@@ -174,6 +174,8 @@ class TableWatcher:
 class EmbeddedLake:
     """Embedded AWS + provisioned resources + local runtime, as one start/stop unit."""
 
+    handler_processes = True  # handlers in worker processes (lake.local.runtime.process); False: in threads
+
     def __init__(self, settings: Settings, port: int | None = None, extra_functions: tuple[str, ...] = (),
                  ttl_interval_s: float | None = 1.0, poll_interval_s: float = 0.1,
                  watch_tables: bool = False, status_interval_s: float | None = 2.0) -> None:
@@ -226,8 +228,11 @@ class EmbeddedLake:
             # Checkpoints carry the identity of their stream: those of an earlier embedded
             # session's streams (same ARNs, sequence numbers from the start again) never apply.
             state = Path(self.settings.state_dir) / "runtime"
+            # Handlers run in worker processes, as Lambda runs them apart from the services:
+            # this process (the embedded AWS) keeps a core to itself.
             self.runtime = LocalRuntime(self.clients, self.mappings, state_dir=state,
-                                        poll_interval_s=self.poll_interval_s)
+                                        poll_interval_s=self.poll_interval_s,
+                                        handler_processes=self.handler_processes)
             self.runtime.start()
             if self.watch_tables:
                 self.watcher = TableWatcher(self)

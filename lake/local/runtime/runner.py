@@ -23,6 +23,7 @@ from lake.local.runtime.checkpoint import CheckpointStore
 from lake.local.runtime.destination import FailureDestination, queue_url
 from lake.local.runtime.feed import SharedSource
 from lake.local.runtime.mapping import EventSourceMapping, MappingStats
+from lake.local.runtime.process import ProcessHandler
 from lake.local.runtime.sources import ShardInfo, open_source
 from lake.local.runtime.worker import ShardWorker
 
@@ -58,6 +59,7 @@ class MappingRunner:
         self.thread = threading.Thread(target=self._run, name=f"esm-{mapping.function_name}", daemon=True)
         self.error: BaseException | None = None
         self.crashes: dict[str, int] = {}  # restarts per shard
+        self._processes: dict[str, ProcessHandler] = {}  # shard -> its handler's process (handler_processes)
 
     # -- setup -------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -215,6 +217,23 @@ class MappingRunner:
         return not startable and all(w.idle_since(tick) for w in workers)
 
     # -- delivery --------------------------------------------------------------------------------
+    def process_handler(self, shard_id: str) -> ProcessHandler | None:
+        """The process running the handler for ``shard_id`` when handlers run in processes, else None."""
+        if not self.rt.handler_processes or not isinstance(self.m.function, str):
+            return None
+        with self.lock:
+            proc = self._processes.get(shard_id)
+            if proc is None:
+                proc = self._processes[shard_id] = ProcessHandler(self.m.function)
+            return proc
+
+    def close_processes(self) -> None:
+        """End the handler processes (after the workers stopped)."""
+        with self.lock:
+            procs, self._processes = list(self._processes.values()), {}
+        for proc in procs:
+            proc.close()
+
     def context(self, shard_id: str) -> LambdaContext:
         """A fresh context for one invocation on ``shard_id`` (its log stream is the shard's)."""
         day = time.strftime("%Y/%m/%d", time.gmtime(self.rt.clock.now()))

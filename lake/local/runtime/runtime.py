@@ -41,12 +41,15 @@ class LocalRuntime:
     records is read, and where an idle shard's backoff starts; ``max_idle_interval_s``
     where that backoff stops; ``discovery_interval_s`` how often shards are listed
     when nothing else asks for it; ``max_retry_backoff_s`` the longest pause (mapping
-    time) between retries of a failing batch.
+    time) between retries of a failing batch; ``handler_processes`` runs each mapping's
+    ``"module:function"`` handler in worker processes (:mod:`lake.local.runtime.process`)
+    instead of threads of this process.
     """
 
     def __init__(self, clients: Clients, mappings: Sequence[EventSourceMapping], state_dir: str | Path,
                  poll_interval_s: float = 0.1, clock: Clock = SYSTEM_CLOCK, max_idle_interval_s: float = 1.0,
-                 discovery_interval_s: float = 10.0, max_retry_backoff_s: float = 30.0) -> None:
+                 discovery_interval_s: float = 10.0, max_retry_backoff_s: float = 30.0,
+                 handler_processes: bool = False) -> None:
         self.clients = clients
         self.region = clients.settings.region
         self.state_dir = Path(state_dir)
@@ -54,6 +57,7 @@ class LocalRuntime:
         self.max_idle_interval_s = max(poll_interval_s, max_idle_interval_s)
         self.discovery_interval_s = discovery_interval_s
         self.max_retry_backoff_s = max_retry_backoff_s
+        self.handler_processes = handler_processes
         self.clock = clock
         self._idle_waiters = 0  # wait_idle calls in progress: activity then wakes every idle shard
         ids = [m.mapping_id for m in mappings]
@@ -142,6 +146,7 @@ class LocalRuntime:
         for t in [runner.thread] + [w.thread for w in workers]:
             if t.is_alive():
                 t.join(max(0.0, deadline - time.monotonic()))
+        runner.close_processes()
 
     def wake_all(self) -> None:
         """End every idle wait now: each shard reads again and each mapping lists its shards."""

@@ -275,7 +275,11 @@ class ShardWorker:
             seqs = [rec.seq for rec in unit.records]
             ctx = r.context(self.shard_id)
             unit.request_id = ctx.aws_request_id
-            kind, result = invoke(r.handler, event_of(unit.records), ctx, m.timeout_s, self.clock)
+            remote = r.process_handler(self.shard_id)
+            if remote is not None:
+                kind, result = remote.invoke(unit.records, ctx, m.timeout_s, self.clock, self.stopping)
+            else:
+                kind, result = invoke(r.handler, event_of(unit.records), ctx, m.timeout_s, self.clock)
             if self.stopping.is_set():
                 return False  # stopped meanwhile: leave the batch unacknowledged, it is redelivered
             out = outcome(kind, result, seqs, m.report_batch_item_failures)
