@@ -15,6 +15,12 @@ the server's time went to three things this module replaces, each with the same 
   a shard are numbered densely (moto numbers each put ``last + 1``, and the embedded streams
   trim from the front only), so a read indexes its first record directly.
 
+And one fix found while measuring: moto numbers a stream record ``len(records) + start`` (DynamoDB
+Streams) or ``last + 1`` (Kinesis) without a lock, and its server answers each request in a thread
+of its own: two writers at once could get the same sequence number (20,001 records under 19,897
+numbers in 20,000 changes from two writer processes), and the lake, which keys changes by
+sequence number, kept one of each pair. :func:`_patch_stream_order` numbers them one at a time.
+
 Each patch checks the moto version it was written for (:data:`PINNED_MOTO`) and does nothing on
 another one (logged): a patch of internals that changed could return wrong answers. The tests in
 tests/integration/test_moto_speed.py compare each patched path with moto's own, on the pinned
@@ -26,6 +32,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
@@ -59,6 +66,7 @@ def patch_moto_speed() -> bool:
     _patch_dispatch()
     _patch_get_records()
     _patch_kinesis_scan()
+    _patch_stream_order()
     _PATCHED = True
     return True
 
@@ -281,3 +289,25 @@ def _patch_kinesis_scan() -> None:
         return results, end, int(secs * 1000)
 
     Shard.get_records = get_records  # type: ignore[method-assign]
+
+
+# -- Stream record numbering ----------------------------------------------------------------------
+
+STREAM_LOCK = threading.RLock()
+"""Held while a stream record is numbered and added (DynamoDB Streams and Kinesis)."""
+
+
+def _patch_stream_order() -> None:
+    """``StreamShard.add`` and Kinesis ``Stream.put_record`` one at a time: each record its own number."""
+    from moto.dynamodb.models.table import StreamShard
+    from moto.kinesis.models import Stream
+
+    for cls, name in ((StreamShard, "add"), (Stream, "put_record")):
+        original = getattr(cls, name)
+        MOTO_ORIGINALS[f"{cls.__name__}.{name}"] = original
+
+        def locked(self: Any, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            with STREAM_LOCK:
+                return _original(self, *args, **kwargs)
+
+        setattr(cls, name, locked)

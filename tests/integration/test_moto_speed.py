@@ -140,3 +140,40 @@ def test_the_dispatcher_remembers_moto_s_own_answer_per_host(embedded_aws: Any) 
                  "sqs.us-east-1.amazonaws.com", "moto_api", "dynamodb", None, "nothing.example"):
         for _ in range(2):  # the second answer comes from the memo
             assert app.get_backend_for_host(host) == original(app, host), host
+
+
+def test_concurrent_writers_get_distinct_sequence_numbers(settings: Settings, clients: Clients) -> None:
+    """moto numbers stream records without a lock; its server runs a thread per request."""
+    import sys
+    import threading
+
+    from moto.dynamodb.models import dynamodb_backends
+
+    prov = provision(settings, clients)
+    backend = dynamodb_backends[ACCOUNT_ID][settings.region]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: the race shows at once without the lock
+    try:
+        def write(w: int) -> None:
+            for i in range(300):
+                backend.put_item("orders", {"pk": {"S": f"w{w}-{i}"}, "sk": {"S": "1"}})
+
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    st = clients.dynamodbstreams
+    arn = prov.stream_arns["orders"]
+    shard = st.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    it = st.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    seqs: list[int] = []
+    while it:
+        resp = st.get_records(ShardIterator=it, Limit=1000)
+        if not resp["Records"]:
+            break
+        seqs += [int(r["dynamodb"]["SequenceNumber"]) for r in resp["Records"]]
+        it = resp["NextShardIterator"]
+    assert len(seqs) == 1200 and len(set(seqs)) == 1200 and seqs == sorted(seqs)
