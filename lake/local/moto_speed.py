@@ -11,6 +11,10 @@ the server's time went to three things this module replaces, each with the same 
 * **Dispatch**: moto's WSGI dispatcher lists its package directory (``os.listdir`` and an
   ``isdir`` per service) and tries every service's URL patterns on every request; the answer
   depends on the host alone, so it is remembered per host.
+* **Stream record images**: each write's stream record renders the item's images through
+  ``DynamoType.to_regular_json``, which deep-copies every map and list at every level (quadratic
+  in the depth), and the embedded patch renders the item a second time for its keys; here the
+  same images are built without the copies, once per record.
 * **Kinesis GetRecords** scans the shard's records from its start on every read; the records of
   a shard are numbered densely (moto numbers each put ``last + 1``, and the embedded streams
   trim from the front only), so a read indexes its first record directly.
@@ -67,6 +71,7 @@ def patch_moto_speed() -> bool:
     _patch_get_records()
     _patch_kinesis_scan()
     _patch_stream_order()
+    _patch_stream_record_images()
     _PATCHED = True
     return True
 
@@ -311,3 +316,60 @@ def _patch_stream_order() -> None:
                 return _original(self, *args, **kwargs)
 
         setattr(cls, name, locked)
+
+
+# -- Stream record images -------------------------------------------------------------------------
+
+_IMAGES = threading.local()
+
+
+def _patch_stream_record_images() -> None:
+    """``DynamoType.to_regular_json`` without deep copies; ``Item.to_json`` once per item while a stream
+    record is made (moto's ``StreamRecord.__init__`` and the embedded patch around it both call it)."""
+    import copy
+
+    from moto.dynamodb.models.dynamo_type import DDBType, DynamoType, Item
+    from moto.dynamodb.models.table import StreamRecord
+
+    original_regular = DynamoType.to_regular_json
+    original_item_json = Item.to_json
+    original_record_init = StreamRecord.__init__
+    for f in (original_regular, original_item_json):
+        MOTO_ORIGINALS[f.__qualname__] = f
+    MOTO_ORIGINALS["StreamRecord.__init__"] = original_record_init
+    binary = DDBType.BINARY
+
+    def to_regular_json(self: Any) -> dict[str, Any]:
+        # What moto returns, built fresh instead of from a deep copy (its containers are new
+        # either way; the leaves are immutable strings, numbers, booleans and bytes).
+        value = self.value
+        if isinstance(value, dict):
+            value = {k: v.to_regular_json() if isinstance(v, DynamoType) else copy.deepcopy(v)
+                     for k, v in value.items()}
+        elif isinstance(value, list):
+            value = [v.to_regular_json() if isinstance(v, DynamoType) else copy.deepcopy(v) for v in value]
+        if self.type == binary and isinstance(value, str):
+            value = base64.b64decode(value)
+        return {self.type: value}
+
+    def item_to_json(self: Any, root_attr_name: str = "Attributes") -> dict[str, Any]:
+        memo = getattr(_IMAGES, "memo", None)
+        if memo is None:
+            return original_item_json(self, root_attr_name)
+        key = (id(self), root_attr_name)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = original_item_json(self, root_attr_name)
+        return found
+
+    def record_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        outer = getattr(_IMAGES, "memo", None)
+        _IMAGES.memo = {}
+        try:
+            original_record_init(self, *args, **kwargs)
+        finally:
+            _IMAGES.memo = outer
+
+    DynamoType.to_regular_json = to_regular_json  # type: ignore[method-assign]
+    Item.to_json = item_to_json  # type: ignore[method-assign]
+    StreamRecord.__init__ = record_init  # type: ignore[method-assign]

@@ -12,6 +12,8 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from lake.aws.clients import Clients
 from lake.aws.provision import provision
 from lake.local import moto_speed
@@ -177,3 +179,34 @@ def test_concurrent_writers_get_distinct_sequence_numbers(settings: Settings, cl
         seqs += [int(r["dynamodb"]["SequenceNumber"]) for r in resp["Records"]]
         it = resp["NextShardIterator"]
     assert len(seqs) == 1200 and len(set(seqs)) == 1200 and seqs == sorted(seqs)
+
+
+def test_stream_record_images_are_moto_s(settings: Settings, clients: Clients,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The images built without deep copies, and the item rendered once per record, equal moto's own."""
+    import datetime
+
+    import moto.dynamodb.models.table as moto_table
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.table import StreamRecord
+
+    provision(settings, clients)
+    # One creation time for both records: SizeBytes counts its text.
+    monkeypatch.setattr(moto_table, "utcnow", lambda: datetime.datetime(2026, 1, 2, 3, 4, 5, 678901))
+    backend = dynamodb_backends[ACCOUNT_ID][settings.region]
+    table = backend.get_table("orders")
+    regular = moto_speed.MOTO_ORIGINALS["DynamoType.to_regular_json"]
+    for raw in varied_items():
+        item = backend.put_item("orders", raw)
+        for attr in item.attrs.values():
+            assert attr.to_regular_json() == regular(attr)
+        assert isinstance(item, Item)
+        old, new = item, backend.put_item("orders", {**raw, "extra": {"L": [{"M": {"b": {"B": b"\x01"}}}]}})
+        fast = StreamRecord(table, "NEW_AND_OLD_IMAGES", "MODIFY", old, new, 7)
+        moto = StreamRecord.__new__(StreamRecord)
+        moto_speed.MOTO_ORIGINALS["StreamRecord.__init__"](moto, table, "NEW_AND_OLD_IMAGES", "MODIFY", old, new, 7)
+        for rec in (fast.record, moto.record):
+            rec.pop("eventID")
+        assert fast.record == moto.record
+        assert isinstance(next(iter(new.attrs.values())), DynamoType)
