@@ -30,7 +30,7 @@ class GetRecordsCount:
 
     def _count(self, parsed: dict[str, Any], **_: Any) -> None:
         self.calls += 1
-        self.records += len(parsed.get("Records", []))
+        self.records += len(parsed.get("Records") or parsed.get("LakeWireRecords") or [])
 
     def _iterator(self, **_: Any) -> None:
         self.iterators += 1
