@@ -76,3 +76,14 @@ def test_a_process_that_dies_mid_invocation_is_that_invocation_s_error(clients: 
     assert [g["seqs"] for g in lines(sink)] == [stream_seqs(clients, make_table(clients))]
     assert rt.stats["proc"].function_errors == 1 and rt.stats["proc"].records_succeeded == 7
     assert "exited (code 3)" in (rt.status()[0]["last_error"] or {}).get("error", "")
+
+
+def test_a_missing_handler_module_is_refused_at_start(clients: Clients, tmp_path: Path) -> None:
+    from lake.errors import ConfigError
+
+    arn = make_table(clients)
+    rt = LocalRuntime(clients, [EventSourceMapping("tests.no_such_module:handler", arn, name="proc")],
+                      tmp_path / "state", handler_processes=True)
+    with pytest.raises(ConfigError, match="no_such_module"):
+        rt.start()
+    rt.stop()

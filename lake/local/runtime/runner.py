@@ -11,6 +11,7 @@ counted. A mapping whose stream no longer exists is disabled, not retried foreve
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import threading
 import time
@@ -65,7 +66,18 @@ class MappingRunner:
     def prepare(self) -> None:
         """Check the mapping, import its handler, open its source and destination, load its checkpoints."""
         self.m.validate()
-        self.handler = resolve_handler(self.m.function)
+        if self.rt.handler_processes and isinstance(self.m.function, str):
+            # Imported by its worker processes only (this process need not hold pyarrow and the
+            # like): here its module is only looked for.
+            module = self.m.function.partition(":")[0]
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                raise ConfigError(f"handler {self.m.function!r}: cannot find module {module!r}")
+        else:
+            self.handler = resolve_handler(self.m.function)
         self.source = self.rt.shared_source(open_source(self.rt.clients, self.m.event_source_arn))
         if self.m.starting_position == "AT_TIMESTAMP" and self.source.kind != "kinesis":
             raise ConfigError(f"mapping {self.m.function_name}: AT_TIMESTAMP is for Kinesis streams only")

@@ -241,7 +241,6 @@ class ShardWorker:
     def _deliver(self, batch: list[StreamRecord]) -> bool:
         """Invoke until every record is acknowledged or sent to the destination; False if stopped."""
         r, m, rt = self.r, self.r.m, self.rt
-        assert r.handler is not None
         units: deque[_Unit] = deque([_Unit(batch)])
         while units:
             if self.stopping.is_set():
@@ -279,6 +278,7 @@ class ShardWorker:
             if remote is not None:
                 kind, result = remote.invoke(unit.records, ctx, m.timeout_s, self.clock, self.stopping)
             else:
+                assert r.handler is not None
                 kind, result = invoke(r.handler, event_of(unit.records), ctx, m.timeout_s, self.clock)
             if self.stopping.is_set():
                 return False  # stopped meanwhile: leave the batch unacknowledged, it is redelivered
