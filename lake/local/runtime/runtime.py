@@ -1,11 +1,13 @@
 """A local runtime with AWS Lambda's event-source-mapping semantics for stream sources.
 
 Per mapping, a coordinator thread discovers shards (``runner``) and starts one worker
-thread per readable shard (``worker``). A worker reads its shard in order, filters,
-batches (BatchSize, batching window), invokes the handler (in a worker thread with a time
-limit, ``invoke``) and handles failures as Lambda does (retries, bisection, partial batch
-responses, record age, the on-failure destination: ``destination``), then checkpoints the
-batch (``checkpoint``) and moves on.
+thread per readable shard (``worker``). A worker reads its shard in order, through the
+feed every mapping of the stream shares (``feed``: each shard read once, each record
+serialised once), filters, batches (BatchSize, batching window), invokes the handler (in a
+thread with a time limit, ``invoke``, or in a worker process, ``process``) and handles
+failures as Lambda does (retries, bisection, partial batch responses, record age, the
+on-failure destination: ``destination``), then checkpoints the batch (``checkpoint``) and
+moves on.
 
 Mapping time (record ages, batching windows, time limits, retry pauses) is read from the
 runtime's :class:`lake.clock.Clock`, so tests can stop it and move it by hand. Polling

@@ -93,7 +93,10 @@ def _keep_wire_records(response_dict: dict[str, Any], customized_response_dict: 
     """botocore's ``before-parse``: the records leave the body as JSON values; the rest is parsed as usual."""
     if not getattr(_RAW, "on", False) or response_dict.get("status_code", 500) >= 300:
         return
-    body = orjson.loads(response_dict["body"] or b"{}")
+    try:
+        body = orjson.loads(response_dict["body"] or b"{}")
+    except orjson.JSONDecodeError:  # nested past orjson's limit: botocore parses it as usual
+        return
     customized_response_dict[_RAW_KEY] = body.pop("Records", [])
     response_dict["body"] = orjson.dumps(body)
 

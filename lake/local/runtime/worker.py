@@ -4,7 +4,7 @@ Failures are handled as Lambda's stream mappings do: retries with exponential ba
 bisection, partial batch responses (resuming at the lowest reported record), the record
 age limit, and the on-failure destination. Only completed batches are checkpointed.
 
-Each record is serialised once, when read; one the runtime cannot serialise is poison
+Each record is serialised once, when the shared feed reads it; one the runtime cannot serialise is poison
 and goes to the destination alone, with its reason, and the shard goes on. An idle
 shard is read less and less often (from the poll interval up to the runtime's maximum),
 as Lambda's pollers do, and at the poll interval again as soon as it has records.
