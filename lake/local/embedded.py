@@ -130,6 +130,7 @@ def patch_moto() -> None:
     Table.put_item = put_item  # type: ignore[method-assign]
     _patch_glue_version_check()
     _patch_kinesis_routing()
+    __import__("lake.local.moto_speed", fromlist=["*"]).patch_moto_speed()  # hot paths: lake/local/moto_speed.py
     _PATCHED = True
 
 
@@ -408,20 +409,32 @@ def _patch_kinesis_routing() -> None:
     """After ``SplitShard`` or ``MergeShards`` a record goes to the open shard covering its hash key,
     as on AWS; moto picks the first shard whose range covers it, the closed parent included, so
     a record put after a split lands in a shard its readers have finished (found by `make soak`:
-    re-driven changes never reached the curated zone)."""
+    re-driven changes never reached the curated zone). moto's split and merge put the parent's
+    own records again: those stay in the parent, as moto does."""
     from moto.kinesis.models import Stream
 
     original = Stream.get_shard_for_key
 
     def get_shard_for_key(self: Any, partition_key: str, explicit_hash_key: str) -> Any:
         shard = original(self, partition_key, explicit_hash_key)  # moto's argument checks and hashing
-        if shard is None or shard.is_open:
+        if shard is None or shard.is_open or getattr(_LOCAL, "resharding", False):
             return shard
         key = int(explicit_hash_key) if explicit_hash_key else int(
             hashlib.md5(partition_key.encode("utf-8"), usedforsecurity=False).hexdigest(), 16)
         return next((s for s in self.shards.values() if s.is_open and s.starting_hash <= key < s.ending_hash), shard)
 
+    def resharding(method: Any) -> Any:
+        def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
+            _LOCAL.resharding = True
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                _LOCAL.resharding = False
+        return wrapped
+
     Stream.get_shard_for_key = get_shard_for_key  # type: ignore[method-assign]
+    Stream.split_shard = resharding(Stream.split_shard)  # type: ignore[method-assign]
+    Stream.merge_shards = resharding(Stream.merge_shards)  # type: ignore[method-assign]
 
 
 ADMIN_TOKEN_HEADER = "X-Lake-Admin-Token"

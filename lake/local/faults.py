@@ -307,7 +307,7 @@ class FaultInjector:
     # handler faults
     def wrap(self, handler: Handler, context: Any) -> Handler:
         """The handler of one invocation, with ``handler.error`` / ``handler.crash`` drawn for it."""
-        fault = self.choose(("handler.error", "handler.crash"), _invocation_identity(context), "handler")
+        fault = self.draw(context)
         if fault is None:
             return handler
         name = getattr(context, "function_name", "handler")
@@ -320,6 +320,12 @@ class FaultInjector:
             handler(event, ctx)
             raise InjectedCrash(f"injected fault handler.crash: {name}'s process died before it replied")
         return crashing
+
+
+    def draw(self, context: Any) -> str | None:
+        """``handler.error``, ``handler.crash`` or None for one invocation (a handler in a worker
+        process: the runtime fails it before sending, or kills its process after it ran)."""
+        return self.choose(("handler.error", "handler.crash"), _invocation_identity(context), "handler")
 
 
 def _invocation_identity(context: Any) -> str:
@@ -339,6 +345,7 @@ def install(injector: FaultInjector | None) -> None:
 
     _installed = injector
     invoke.wrap_handler = injector.wrap if injector is not None else None
+    invoke.draw_fault = injector.draw if injector is not None else None
 
 
 # -- the middleware ------------------------------------------------------------------------------

@@ -357,3 +357,34 @@ def test_poison_records_end_in_the_dead_letter_queue_with_their_record_and_reaso
     assert by_stage == {"stream-archiver": set(poisoned), "fanout": set(poisoned)}
     assert sorted(raw) == sorted(e for e in source if e not in poisoned)  # the others went on
     assert set(curated) == set(source) - set(poisoned)
+
+
+def test_handler_faults_reach_handlers_in_worker_processes(clients: Clients, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lake up` runs handlers in worker processes: an injected error fails the invocation before it
+    is sent, an injected crash kills the process after the handler ran; nothing is lost."""
+    sink = tmp_path / "sink.jsonl"
+    monkeypatch.setenv("LAKE_TEST_SINK", str(sink))
+    arn = make_table(clients)
+    put_items(clients, 40)
+    injector = FaultInjector("handler.error=0.15,handler.crash=0.15,seed=4")
+    rt = LocalRuntime(clients, [EventSourceMapping("tests.process_handlers:record", arn, batch_size=2,
+                                                   name="flaky-process")],
+                      tmp_path / "rt", poll_interval_s=0.001, max_retry_backoff_s=0.01, handler_processes=True)
+    install(injector)
+    injector.arm()
+    try:
+        assert rt.run_until_idle(120)
+    finally:
+        injector.disarm()
+        install(None)
+        rt.stop()
+    stats = rt.stats["flaky-process"]
+    assert injector.injected["handler.error"] > 0 and injector.injected["handler.crash"] > 0
+    assert injector.injected["handler.error"] + injector.injected["handler.crash"] == stats.function_errors
+    runs = [json.loads(line) for line in sink.read_text().splitlines()]
+    ran = [s for r in runs for s in r["seqs"]]
+    # errors never reach the handler; crashes ran it and are retried in a new process
+    assert len(runs) == stats.invocations - injector.injected["handler.error"]
+    assert set(ran) == set(stream_seqs(clients, arn)) and stats.records_to_destination == 0
+    assert len({r["pid"] for r in runs}) >= injector.injected["handler.crash"] + 1

@@ -132,6 +132,56 @@ def dynamodb_event_record(raw: Mapping[str, Any], stream_arn: str, region: str) 
     return StreamRecord(seq=str(src["SequenceNumber"]), arrival=created, event=event)
 
 
+def dynamodb_wire_record(wire: Mapping[str, Any], stream_arn: str, region: str) -> StreamRecord:
+    """A GetRecords record as its JSON (binary values base64, times epoch seconds) → Lambda's record.
+    The same event as :func:`dynamodb_event_record` makes from boto3's parse of it."""
+    src = wire.get("dynamodb", {})
+    created = float(src.get("ApproximateCreationDateTime", 0))
+    ddb: dict[str, Any] = {"ApproximateCreationDateTime": math.floor(created)}
+    for key in ("Keys", "NewImage", "OldImage", "SequenceNumber", "SizeBytes", "StreamViewType"):
+        if key in src:
+            ddb[key] = src[key]
+    event: dict[str, Any] = {
+        "eventID": wire["eventID"],
+        "eventName": wire["eventName"],
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": wire.get("awsRegion") or region,
+        "dynamodb": ddb,
+        "eventSourceARN": stream_arn,
+    }
+    ident = wire.get("userIdentity")
+    if isinstance(ident, Mapping):
+        event["userIdentity"] = {
+            "type": ident.get("Type", ident.get("type")),
+            "principalId": ident.get("PrincipalId", ident.get("principalId")),
+        }
+    return StreamRecord(seq=str(src["SequenceNumber"]), arrival=created, event=event)
+
+
+def kinesis_wire_record(wire: Mapping[str, Any], shard_id: str, stream_arn: str, region: str) -> StreamRecord:
+    """A Kinesis GetRecords record as its JSON (data base64) → Lambda's record (see :func:`kinesis_event_record`)."""
+    arrival = float(wire["ApproximateArrivalTimestamp"])
+    seq = str(wire["SequenceNumber"])
+    event = {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": wire["PartitionKey"],
+            "sequenceNumber": seq,
+            "data": wire["Data"],
+            "approximateArrivalTimestamp": arrival,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard_id}:{seq}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": INVOKE_IDENTITY_ARN,
+        "awsRegion": region,
+        "eventSourceARN": stream_arn,
+    }
+    return StreamRecord(seq=seq, arrival=arrival, event=event)
+
+
 def kinesis_event_record(raw: Mapping[str, Any], shard_id: str, stream_arn: str, region: str) -> StreamRecord:
     """A Kinesis GetRecords record (boto3-parsed) → Lambda's Kinesis event record."""
     arrival = _epoch(raw["ApproximateArrivalTimestamp"])

@@ -22,6 +22,8 @@ Kind = Literal["ok", "error", "timeout"]
 
 # `lake up --faults` wraps every invocation here (lake.local.faults.install); None: none is.
 wrap_handler: Callable[[Handler, LambdaContext], Handler] | None = None
+# … and the invocations of handlers in worker processes (lake.local.runtime.process) draw here.
+draw_fault: Callable[[LambdaContext], str | None] | None = None
 
 
 def invoke(handler: Handler, event: dict[str, Any], context: LambdaContext, timeout_s: float,

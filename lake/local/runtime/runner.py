@@ -11,6 +11,7 @@ counted. A mapping whose stream no longer exists is disabled, not retried foreve
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import threading
 import time
@@ -21,8 +22,10 @@ from lake.filters import compile_filters
 from lake.invocation import Handler, LambdaContext, function_arn, resolve_handler
 from lake.local.runtime.checkpoint import CheckpointStore
 from lake.local.runtime.destination import FailureDestination, queue_url
+from lake.local.runtime.feed import SharedSource
 from lake.local.runtime.mapping import EventSourceMapping, MappingStats
-from lake.local.runtime.sources import ShardInfo, StreamSource, open_source
+from lake.local.runtime.process import ProcessHandler
+from lake.local.runtime.sources import ShardInfo, open_source
 from lake.local.runtime.worker import ShardWorker
 
 if TYPE_CHECKING:
@@ -42,7 +45,7 @@ class MappingRunner:
         self.state_reason = ""
         self.last_error: tuple[float, str] | None = None  # (epoch seconds, text)
         self.stats = MappingStats()
-        self.source: StreamSource | None = None
+        self.source: SharedSource | None = None
         self.handler: Handler | None = None
         self.destination: FailureDestination | None = None
         self.predicate = compile_filters(mapping.filter_criteria)
@@ -57,13 +60,25 @@ class MappingRunner:
         self.thread = threading.Thread(target=self._run, name=f"esm-{mapping.function_name}", daemon=True)
         self.error: BaseException | None = None
         self.crashes: dict[str, int] = {}  # restarts per shard
+        self._processes: dict[str, ProcessHandler] = {}  # shard -> its handler's process (handler_processes)
 
     # -- setup -------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Check the mapping, import its handler, open its source and destination, load its checkpoints."""
         self.m.validate()
-        self.handler = resolve_handler(self.m.function)
-        self.source = open_source(self.rt.clients, self.m.event_source_arn)
+        if self.rt.handler_processes and isinstance(self.m.function, str):
+            # Imported by its worker processes only (this process need not hold pyarrow and the
+            # like): here its module is only looked for.
+            module = self.m.function.partition(":")[0]
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                raise ConfigError(f"handler {self.m.function!r}: cannot find module {module!r}")
+        else:
+            self.handler = resolve_handler(self.m.function)
+        self.source = self.rt.shared_source(open_source(self.rt.clients, self.m.event_source_arn))
         if self.m.starting_position == "AT_TIMESTAMP" and self.source.kind != "kinesis":
             raise ConfigError(f"mapping {self.m.function_name}: AT_TIMESTAMP is for Kinesis streams only")
         dest = self.m.on_failure_destination
@@ -214,6 +229,23 @@ class MappingRunner:
         return not startable and all(w.idle_since(tick) for w in workers)
 
     # -- delivery --------------------------------------------------------------------------------
+    def process_handler(self, shard_id: str) -> ProcessHandler | None:
+        """The process running the handler for ``shard_id`` when handlers run in processes, else None."""
+        if not self.rt.handler_processes or not isinstance(self.m.function, str):
+            return None
+        with self.lock:
+            proc = self._processes.get(shard_id)
+            if proc is None:
+                proc = self._processes[shard_id] = ProcessHandler(self.m.function)
+            return proc
+
+    def close_processes(self) -> None:
+        """End the handler processes (after the workers stopped)."""
+        with self.lock:
+            procs, self._processes = list(self._processes.values()), {}
+        for proc in procs:
+            proc.close()
+
     def context(self, shard_id: str) -> LambdaContext:
         """A fresh context for one invocation on ``shard_id`` (its log stream is the shard's)."""
         day = time.strftime("%Y/%m/%d", time.gmtime(self.rt.clock.now()))

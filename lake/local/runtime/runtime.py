@@ -1,11 +1,13 @@
 """A local runtime with AWS Lambda's event-source-mapping semantics for stream sources.
 
 Per mapping, a coordinator thread discovers shards (``runner``) and starts one worker
-thread per readable shard (``worker``). A worker reads its shard in order, filters,
-batches (BatchSize, batching window), invokes the handler (in a worker thread with a time
-limit, ``invoke``) and handles failures as Lambda does (retries, bisection, partial batch
-responses, record age, the on-failure destination: ``destination``), then checkpoints the
-batch (``checkpoint``) and moves on.
+thread per readable shard (``worker``). A worker reads its shard in order, through the
+feed every mapping of the stream shares (``feed``: each shard read once, each record
+serialised once), filters, batches (BatchSize, batching window), invokes the handler (in a
+thread with a time limit, ``invoke``, or in a worker process, ``process``) and handles
+failures as Lambda does (retries, bisection, partial batch responses, record age, the
+on-failure destination: ``destination``), then checkpoints the batch (``checkpoint``) and
+moves on.
 
 Mapping time (record ages, batching windows, time limits, retry pauses) is read from the
 runtime's :class:`lake.clock.Clock`, so tests can stop it and move it by hand. Polling
@@ -26,8 +28,10 @@ from typing import Any
 from lake.aws.clients import Clients
 from lake.clock import SYSTEM_CLOCK, Clock
 from lake.errors import ConfigError
+from lake.local.runtime.feed import SharedSource, StreamFeeds
 from lake.local.runtime.mapping import EventSourceMapping, MappingStats
 from lake.local.runtime.runner import MappingRunner
+from lake.local.runtime.sources import StreamSource
 
 log = logging.getLogger("lake.local.runtime")
 
@@ -39,12 +43,15 @@ class LocalRuntime:
     records is read, and where an idle shard's backoff starts; ``max_idle_interval_s``
     where that backoff stops; ``discovery_interval_s`` how often shards are listed
     when nothing else asks for it; ``max_retry_backoff_s`` the longest pause (mapping
-    time) between retries of a failing batch.
+    time) between retries of a failing batch; ``handler_processes`` runs each mapping's
+    ``"module:function"`` handler in worker processes (:mod:`lake.local.runtime.process`)
+    instead of threads of this process.
     """
 
     def __init__(self, clients: Clients, mappings: Sequence[EventSourceMapping], state_dir: str | Path,
                  poll_interval_s: float = 0.1, clock: Clock = SYSTEM_CLOCK, max_idle_interval_s: float = 1.0,
-                 discovery_interval_s: float = 10.0, max_retry_backoff_s: float = 30.0) -> None:
+                 discovery_interval_s: float = 10.0, max_retry_backoff_s: float = 30.0,
+                 handler_processes: bool = False) -> None:
         self.clients = clients
         self.region = clients.settings.region
         self.state_dir = Path(state_dir)
@@ -52,6 +59,7 @@ class LocalRuntime:
         self.max_idle_interval_s = max(poll_interval_s, max_idle_interval_s)
         self.discovery_interval_s = discovery_interval_s
         self.max_retry_backoff_s = max_retry_backoff_s
+        self.handler_processes = handler_processes
         self.clock = clock
         self._idle_waiters = 0  # wait_idle calls in progress: activity then wakes every idle shard
         ids = [m.mapping_id for m in mappings]
@@ -63,6 +71,8 @@ class LocalRuntime:
         self._ticks = itertools.count(1)
         self._last_activity = 0  # tick of the last record read or batch completed
         self._activity_lock = threading.Lock()
+        self.feeds: dict[str, StreamFeeds] = {}  # stream ARN -> what its mappings read once for all
+        self._feeds_lock = threading.Lock()
         self._runners = [MappingRunner(self, m) for m in mappings]
         self.stats: dict[str, MappingStats] = {}
         for runner in self._runners:
@@ -76,6 +86,14 @@ class LocalRuntime:
     def mappings(self) -> list[EventSourceMapping]:
         """The mappings of this runtime, in the order they were added."""
         return [r.m for r in self._runners]
+
+    def shared_source(self, source: StreamSource) -> SharedSource:
+        """A mapping's view of ``source`` through the feeds every mapping of that stream shares."""
+        with self._feeds_lock:
+            feeds = self.feeds.get(source.arn)
+            if feeds is None:
+                feeds = self.feeds[source.arn] = StreamFeeds(source)
+            return SharedSource(feeds)
 
     def retry_delay(self, invocations: int) -> float:
         """The pause before retrying a batch invoked ``invocations`` times: doubling from the
@@ -112,6 +130,11 @@ class LocalRuntime:
             if stats is runner.stats:
                 del self.stats[key]
         self._stop_runner(runner, time.monotonic() + timeout)
+        if runner.source is not None:
+            runner.source.leave()
+            with self._feeds_lock:
+                if not any(r.source is not None and r.source.feeds is runner.source.feeds for r in self._runners):
+                    self.feeds.pop(runner.source.arn, None)  # its stream's last mapping
         log.info("mapping removed: %s <- %s", runner.m.function_name, runner.m.event_source_arn)
         return True
 
@@ -125,6 +148,7 @@ class LocalRuntime:
         for t in [runner.thread] + [w.thread for w in workers]:
             if t.is_alive():
                 t.join(max(0.0, deadline - time.monotonic()))
+        runner.close_processes()
 
     def wake_all(self) -> None:
         """End every idle wait now: each shard reads again and each mapping lists its shards."""
@@ -146,6 +170,8 @@ class LocalRuntime:
                 runner.stats = old_runner.stats
                 fresh.append(runner)
             self._runners = fresh
+        with self._feeds_lock:
+            self.feeds = {}  # a stream may have been made again under the same ARN meanwhile
         for runner in self._runners:
             runner.prepare()
         self.stopping.clear()

@@ -1,16 +1,31 @@
-"""The two stream sources behind one small interface: list shards, get an iterator, read."""
+"""The two stream sources behind one small interface: list shards, get an iterator, read.
+
+GetRecords answers are taken as the JSON they arrive in: the records are what Lambda delivers
+already (binary values base64 text, times epoch numbers), so they are not parsed into Python
+types by botocore (decoding every binary value) only to be encoded back (:func:`_raw_records`).
+"""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from botocore.exceptions import ClientError
 
 from lake.aws.clients import Clients, error_code, translate
 from lake.errors import NotFoundError, TransientError
-from lake.local.runtime.events import SourceKind, StreamRecord, dynamodb_event_record, kinesis_event_record
+from lake.local.runtime.events import (
+    SourceKind,
+    StreamRecord,
+    dynamodb_event_record,
+    dynamodb_wire_record,
+    kinesis_event_record,
+    kinesis_wire_record,
+)
 
 
 class IteratorExpired(TransientError):
@@ -68,6 +83,39 @@ def _call(kind: str, name: str, fn: Any, **kwargs: Any) -> Any:
         raise translate(e, kind, name) from e
 
 
+_RAW = threading.local()  # set around the runtime's own GetRecords calls
+_RAW_KEY = "LakeWireRecords"
+_HOOKED: weakref.WeakSet[Any] = weakref.WeakSet()
+_HOOK_LOCK = threading.Lock()
+
+
+def _keep_wire_records(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """botocore's ``before-parse``: the records leave the body as JSON values; the rest is parsed as usual."""
+    if not getattr(_RAW, "on", False) or response_dict.get("status_code", 500) >= 300:
+        return
+    try:
+        body = orjson.loads(response_dict["body"] or b"{}")
+    except orjson.JSONDecodeError:  # nested past orjson's limit: botocore parses it as usual
+        return
+    customized_response_dict[_RAW_KEY] = body.pop("Records", [])
+    response_dict["body"] = orjson.dumps(body)
+
+
+def _raw_records(api: Any, **kwargs: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``api.get_records(**kwargs)`` with the records as their wire JSON: (the response, the records)."""
+    with _HOOK_LOCK:
+        if api not in _HOOKED:
+            event = f"before-parse.{api.meta.service_model.service_id.hyphenize()}.GetRecords"
+            api.meta.events.register(event, _keep_wire_records, unique_id="lake-wire-records")
+            _HOOKED.add(api)
+    _RAW.on = True
+    try:
+        resp = api.get_records(**kwargs)
+    finally:
+        _RAW.on = False
+    return resp, resp.pop(_RAW_KEY, None) or resp.get("Records", [])
+
+
 class DynamoDBStreamSource(StreamSource):
     kind: SourceKind = "dynamodb"
     max_limit = 1000
@@ -111,9 +159,12 @@ class DynamoDBStreamSource(StreamSource):
         return str(_call("DynamoDB stream", self.arn, self.api.get_shard_iterator, **kwargs)["ShardIterator"])
 
     def read(self, shard_id: str, iterator: str, limit: int) -> ReadResult:
-        resp = _call("DynamoDB stream", self.arn, self.api.get_records, ShardIterator=iterator,
-                     Limit=max(1, min(limit, self.max_limit)))
-        recs = [dynamodb_event_record(r, self.arn, self.region) for r in resp.get("Records", [])]
+        resp, wire = _call("DynamoDB stream", self.arn, _raw_records, api=self.api, ShardIterator=iterator,
+                           Limit=max(1, min(limit, self.max_limit)))
+        if "Records" in resp:  # parsed after all (another handler on this client): boto3's shapes
+            recs = [dynamodb_event_record(r, self.arn, self.region) for r in resp["Records"]]
+        else:
+            recs = [dynamodb_wire_record(r, self.arn, self.region) for r in wire]
         return ReadResult(recs, resp.get("NextShardIterator"))
 
 
@@ -156,9 +207,12 @@ class KinesisSource(StreamSource):
 
     def read(self, shard_id: str, iterator: str, limit: int) -> ReadResult:
         # moto needs the ARN again when the iterator was asked for by ARN (AWS accepts it too).
-        resp = _call("Kinesis stream", self.name, self.api.get_records, ShardIterator=iterator,
-                     StreamARN=self.arn, Limit=max(1, min(limit, self.max_limit)))
-        recs = [kinesis_event_record(r, shard_id, self.arn, self.region) for r in resp.get("Records", [])]
+        resp, wire = _call("Kinesis stream", self.name, _raw_records, api=self.api, ShardIterator=iterator,
+                           StreamARN=self.arn, Limit=max(1, min(limit, self.max_limit)))
+        if "Records" in resp:
+            recs = [kinesis_event_record(r, shard_id, self.arn, self.region) for r in resp["Records"]]
+        else:
+            recs = [kinesis_wire_record(r, shard_id, self.arn, self.region) for r in wire]
         return ReadResult(recs, resp.get("NextShardIterator"))
 
 

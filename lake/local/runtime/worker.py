@@ -4,7 +4,7 @@ Failures are handled as Lambda's stream mappings do: retries with exponential ba
 bisection, partial batch responses (resuming at the lowest reported record), the record
 age limit, and the on-failure destination. Only completed batches are checkpointed.
 
-Each record is serialised once, when read; one the runtime cannot serialise is poison
+Each record is serialised once, when the shared feed reads it; one the runtime cannot serialise is poison
 and goes to the destination alone, with its reason, and the shard goes on. An idle
 shard is read less and less often (from the poll interval up to the runtime's maximum),
 as Lambda's pollers do, and at the poll interval again as soon as it has records.
@@ -159,8 +159,8 @@ class ShardWorker:
             self.iterator = res.next_iterator
             for rec in res.records:
                 rec.matched = self.r.predicate(rec.event)
-                if rec.matched:
-                    serialise(rec)
+                if rec.matched and not rec.body and rec.poison is None:
+                    serialise(rec)  # the shared feed serialised it when read, once for every mapping
                 if not self.buffer:
                     self.first_buffered_at = now
                 self.buffer.append(rec)
@@ -241,7 +241,6 @@ class ShardWorker:
     def _deliver(self, batch: list[StreamRecord]) -> bool:
         """Invoke until every record is acknowledged or sent to the destination; False if stopped."""
         r, m, rt = self.r, self.r.m, self.rt
-        assert r.handler is not None
         units: deque[_Unit] = deque([_Unit(batch)])
         while units:
             if self.stopping.is_set():
@@ -275,7 +274,12 @@ class ShardWorker:
             seqs = [rec.seq for rec in unit.records]
             ctx = r.context(self.shard_id)
             unit.request_id = ctx.aws_request_id
-            kind, result = invoke(r.handler, event_of(unit.records), ctx, m.timeout_s, self.clock)
+            remote = r.process_handler(self.shard_id)
+            if remote is not None:
+                kind, result = remote.invoke(unit.records, ctx, m.timeout_s, self.clock, self.stopping)
+            else:
+                assert r.handler is not None
+                kind, result = invoke(r.handler, event_of(unit.records), ctx, m.timeout_s, self.clock)
             if self.stopping.is_set():
                 return False  # stopped meanwhile: leave the batch unacknowledged, it is redelivered
             out = outcome(kind, result, seqs, m.report_batch_item_failures)
