@@ -26,6 +26,7 @@ from lake.local.embedded import EmbeddedAWS, TTLSweeper
 from lake.local.persist import StateStore
 from lake.local.status import StatusReporter, queue_depth, status_path
 from lake.settings import Settings
+from lake.wiring import WIRING
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,8 @@ class Wiring:
     name: str = ""
 
 
-# The same mappings template.yaml declares on AWS.
-LAKE_WIRING = (
-    Wiring("dynamodb", "lambdas.stream_archiver:lambda_handler", 100, "stream-archiver"),
-    Wiring("dynamodb", "lambdas.fanout:lambda_handler", 100, "fanout"),
-    Wiring("kinesis", "lambdas.parquet_consumer:lambda_handler", 500, "parquet-consumer"),
-)
+# The mappings template.yaml declares on AWS, from the one declaration of both (lake/wiring.py).
+LAKE_WIRING = tuple(Wiring(f.trigger.source, f.handler, f.trigger.batch_size, f.name) for f in WIRING.functions)
 
 
 def handler_exists(function: str) -> bool:
