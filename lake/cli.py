@@ -22,7 +22,7 @@ from lake.settings import Settings
 log = logging.getLogger("lake")
 
 # Subcommands contributed by stages, imported only if the stage exists.
-PLUGINS = ("lake.query.command", "lake.replay.command", "lake.curate.command")
+PLUGINS = ("lake.query.command", "lake.replay.command", "lake.curate.command", "lake.deploy.command")
 
 
 def common_parser() -> argparse.ArgumentParser:

@@ -401,7 +401,8 @@ def render(layout: Layout, wiring: Wiring = WIRING) -> dict[str, Any]:
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:  # a reader should see each value where it applies
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
