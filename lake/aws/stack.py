@@ -41,6 +41,7 @@ class ChangeSet:
     name: str
     kind: str  # CREATE | UPDATE
     id: str = ""
+    stack_id: str = ""
     changes: list[Change] = field(default_factory=list)
     status_reason: str = ""
 
@@ -78,7 +79,7 @@ class Stacks:
                 Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()], **source)
         except AWS_ERRORS as e:
             raise translate(e, "CloudFormation change set", name) from e
-        cs = ChangeSet(self.stack, name, kind, resp["Id"])
+        cs = ChangeSet(self.stack, name, kind, resp["Id"], resp.get("StackId", ""))
         return self._described(cs)
 
     def _described(self, cs: ChangeSet, timeout_s: float = 600.0) -> ChangeSet:
@@ -107,6 +108,16 @@ class Stacks:
             self.cfn.delete_change_set(StackName=self.stack, ChangeSetName=cs.name)
         except AWS_ERRORS as e:
             raise translate(e, "CloudFormation change set", cs.name) from e
+
+    def discard(self, cs: ChangeSet) -> None:
+        """Delete ``cs``; for a CREATE, also the empty stack in REVIEW_IN_PROGRESS it was made in
+        (AWS leaves it behind; the next CREATE change set would then meet it)."""
+        self.delete_change_set(cs)
+        if cs.kind == "CREATE":
+            try:
+                self.cfn.delete_stack(StackName=cs.stack_id or self.stack)
+            except AWS_ERRORS as e:
+                raise translate(e, "CloudFormation stack", self.stack) from e
 
     def execute(self, cs: ChangeSet, timeout_s: float = 3600.0) -> None:
         """Execute ``cs`` and wait until the stack is complete (a rollback is an error)."""

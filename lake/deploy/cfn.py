@@ -14,8 +14,8 @@ def ref(name: str) -> dict[str, str]:
     return {"Ref": name}
 
 
-def att(resource: str, attribute: str) -> dict[str, str]:
-    return {"Fn::GetAtt": f"{resource}.{attribute}"}
+def att(resource: str, attribute: str) -> dict[str, list[str]]:
+    return {"Fn::GetAtt": [resource, attribute]}
 
 
 def sub(text: str, **values: Node) -> dict[str, Any]:

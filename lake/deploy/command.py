@@ -121,9 +121,9 @@ def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
     code = bundle.lambda_bundle(requirements=() if args.code_only else bundle.LAMBDA_REQUIREMENTS)
     lake_zip = bundle.lake_bundle()
     present = [j.name for j in WIRING.glue_jobs if (bundle.source_root() / j.script).is_file()]
-    for job in WIRING.glue_jobs:
-        if job.name not in present:
-            print(f"warning: {job.script} not found: the {job.name} job is deployed without its script",
+    for missing in WIRING.glue_jobs:
+        if missing.name not in present:
+            print(f"warning: {missing.script} not found: the {missing.name} job is deployed without its script",
                   file=sys.stderr)
     scripts = bundle.glue_scripts(present)
     digest = hashlib.sha256(code.data + lake_zip.data + b"".join(scripts[j] for j in sorted(scripts))).hexdigest()
@@ -159,10 +159,10 @@ def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {change}")
     if cs.empty:
         print(f"nothing to change ({cs.status_reason or 'the stack is up to date'})")
-        stacks.delete_change_set(cs)
+        stacks.discard(cs)
         return 0
     if args.dry_run:
-        stacks.delete_change_set(cs)
+        stacks.discard(cs)
         print("dry run: the change set was deleted, nothing changed")
         return 0
     if not settings.is_local and not args.yes:
@@ -170,11 +170,14 @@ def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
 
         if not confirm_interactively(f"execute {len(cs.changes)} changes on stack {args.stack_name} "
                                      f"in {settings.region}"):
-            stacks.delete_change_set(cs)
+            stacks.discard(cs)
             print("not confirmed (pass --yes to deploy without a terminal): nothing changed")
             return 1
     stacks.execute(cs)
     print(f"stack {args.stack_name}: {cs.kind.lower()} complete")
-    for key, value in sorted(stacks.outputs().items()):
+    outputs = stacks.outputs()
+    for key, value in sorted(outputs.items()):
         print(f"  {key}: {value}")
+    if not outputs:
+        print("  (the stack reports no outputs)")
     return 0

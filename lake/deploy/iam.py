@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lake.curate.names import current_table, history_table
-from lake.deploy.cfn import Node, att, ref, sub
+from lake.deploy.cfn import NO_VALUE, Node, att, if_, sub
 from lake.wiring import CURRENT, HISTORY, Access, ObjectOp
 
 Statement = dict[str, Any]
@@ -29,6 +29,7 @@ DLQ = "DeadLetterQueue"
 WORKGROUP = "AthenaWorkGroup"
 ARTIFACT_BUCKET = "ArtifactBucket"
 ARTIFACT_PREFIX = "ArtifactPrefix"
+EFO_CONDITION = "EnhancedFanOut"  # the consumer reads through its enhanced fan-out consumer
 
 _OBJECT_ACTIONS: dict[ObjectOp, str] = {"get": "s3:GetObject", "put": "s3:PutObject", "delete": "s3:DeleteObject"}
 
@@ -107,9 +108,9 @@ def statements(access: Access, sources: Sequence[SourceRef], log_resources: Sequ
                     "Action": ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords",
                                "kinesis:GetShardIterator", "kinesis:ListShards"],
                     "Resource": [att(KINESIS, "Arn")]})
-        out.append({"Sid": "SubscribeChanges", "Effect": "Allow",
-                    "Action": ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"],
-                    "Resource": [att(CONSUMER, "ConsumerARN")]})
+        out.append(if_(EFO_CONDITION, {"Sid": "SubscribeChanges", "Effect": "Allow",
+                                       "Action": ["kinesis:DescribeStreamConsumer", "kinesis:SubscribeToShard"],
+                                       "Resource": [att(CONSUMER, "ConsumerARN")]}, NO_VALUE))
     if access.dead_letters:
         out.append({"Sid": "SendDeadLetters", "Effect": "Allow", "Action": ["sqs:SendMessage"],
                     "Resource": [att(DLQ, "Arn")]})

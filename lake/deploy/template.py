@@ -93,7 +93,8 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
                           "Description": f"Key prefix of the code: {LAMBDA_ZIP}, {LAKE_ZIP}, glue_jobs/*.py"},
     "PandasLayerArn": {"Type": "String",
                        "AllowedPattern": "^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:layer:[A-Za-z0-9_-]+:[0-9]+$",
-                       "Description": f"AWS SDK for pandas layer (Python 3.11, arm64) of the region: {PANDAS_LAYERS_DOC}"},
+                       "Description": "AWS SDK for pandas layer (Python 3.11, arm64) of the region: "
+                                      + PANDAS_LAYERS_DOC},
     "AthenaBytesScannedCutoff": {"Type": "Number", "Default": 10 * 1024**3, "MinValue": 10_000_000,
                                  "Description": "Athena: a query scanning more bytes than this is cancelled"},
     "RawTransitionDays": {"Type": "Number", "Default": 90, "MinValue": 1,
@@ -103,6 +104,9 @@ _PARAMETERS: dict[str, dict[str, Any]] = {
     "IteratorAgeAlarmMs": {"Type": "Number", "Default": 600_000, "MinValue": 1000,
                            "Description": "Alarm when a function falls behind its stream by more than this"},
     "AlarmEmail": {"Type": "String", "Default": "", "Description": "Email subscribed to the alarms (empty = none)"},
+    "EnhancedFanOut": {"Type": "String", "Default": "true", "AllowedValues": ["true", "false"],
+                       "Description": "The consumer reads through a dedicated enhanced fan-out consumer "
+                                      "(false: shared throughput, as on the embedded AWS, which has none)"},
 }
 
 
@@ -156,6 +160,7 @@ class _Renderer:
                 "OnDemandStream": {"Fn::Equals": [ref("KinesisShardCount"), 0]},
                 "HasLakePrefix": {"Fn::Not": [{"Fn::Equals": [ref(iam.PREFIX), ""]}]},
                 "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [ref("AlarmEmail"), ""]}]},
+                "EnhancedFanOut": {"Fn::Equals": [ref("EnhancedFanOut"), "true"]},
             },
             "Resources": self.resources,
             "Outputs": self.outputs(),
@@ -227,7 +232,7 @@ class _Renderer:
         if any(f.trigger.enhanced_fan_out for f in self.wiring.functions):
             self.add(iam.CONSUMER, "AWS::Kinesis::StreamConsumer", {
                 "StreamARN": att(iam.KINESIS, "Arn"), "ConsumerName": sub("${AWS::StackName}-curate"),
-            })
+            }, Condition="EnhancedFanOut")
         self.add(iam.DLQ, "AWS::SQS::Queue", {
             "MessageRetentionPeriod": self.wiring.dead_letter_retention_s, "SqsManagedSseEnabled": True,
         }, DeletionPolicy="Retain", UpdateReplacePolicy="Retain")
@@ -292,7 +297,9 @@ class _Renderer:
                 self.add(f"{fid}{pascal(s.table)}Mapping", "AWS::Lambda::EventSourceMapping",
                          self.mapping(fid, f.trigger, s.stream_arn))
         else:
-            arn = att(iam.CONSUMER, "ConsumerARN") if f.trigger.enhanced_fan_out else att(iam.KINESIS, "Arn")
+            arn = att(iam.KINESIS, "Arn")
+            if f.trigger.enhanced_fan_out:
+                arn = if_("EnhancedFanOut", att(iam.CONSUMER, "ConsumerARN"), arn)
             self.add(f"{fid}Mapping", "AWS::Lambda::EventSourceMapping", self.mapping(fid, f.trigger, arn))
 
     def mapping(self, function_id: str, t: Trigger, source_arn: Any) -> dict[str, Any]:
@@ -370,7 +377,8 @@ class _Renderer:
         self.add("QuarantineGrowthAlarm", "AWS::CloudWatch::Alarm", {
             "AlarmDescription": "records are being quarantined (s3://<bucket>/<prefix>quarantine/)",
             "Namespace": "AWS/S3", "MetricName": "PutRequests", "Statistic": "Sum",
-            "Dimensions": [{"Name": "BucketName", "Value": ref(iam.BUCKET)}, {"Name": "FilterId", "Value": "quarantine"}],
+            "Dimensions": [{"Name": "BucketName", "Value": ref(iam.BUCKET)},
+                           {"Name": "FilterId", "Value": "quarantine"}],
             "Threshold": 0, "TreatMissingData": "notBreaching", **{**common, "EvaluationPeriods": 1,
                                                                      "DatapointsToAlarm": 1},
         })

@@ -69,7 +69,8 @@ class Finding:
 
 def lint(template: Mapping[str, Any], regions: tuple[str, ...] = ("us-east-1",)) -> list[Finding]:
     """cfn-lint's errors and warnings (informational findings are left out)."""
-    from cfnlint.api import ManualArgs, lint as cfn_lint
+    from cfnlint.api import ManualArgs
+    from cfnlint.api import lint as cfn_lint
 
     matches = cfn_lint(json.dumps(template), config=ManualArgs(regions=list(regions)))
     out = []
@@ -97,6 +98,15 @@ def _text(node: Any) -> str:
     return json.dumps(node, sort_keys=True)
 
 
+def _branches(statement: Any) -> list[dict[str, Any]]:
+    """A statement, or both branches of a conditional one (``Fn::If``; ``AWS::NoValue`` dropped)."""
+    if isinstance(statement, dict) and "Fn::If" in statement:
+        return [b for branch in statement["Fn::If"][1:] for b in _branches(branch)]
+    if isinstance(statement, dict) and statement.get("Ref") == "AWS::NoValue":
+        return []
+    return [statement]
+
+
 def role_statements(template: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every (role, statement) of the template's IAM roles and policies."""
     for name, res in template.get("Resources", {}).items():
@@ -104,7 +114,8 @@ def role_statements(template: Mapping[str, Any]) -> Iterator[tuple[str, dict[str
         if res.get("Type") == "AWS::IAM::Role":
             for policy in props.get("Policies", []):
                 for st in _as_list(policy["PolicyDocument"]["Statement"]):
-                    yield name, st
+                    for branch in _branches(st):
+                        yield name, branch
             if props.get("ManagedPolicyArns"):
                 yield name, {"Effect": "Allow", "Action": ["<managed policies>"],
                              "Resource": props["ManagedPolicyArns"]}

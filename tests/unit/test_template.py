@@ -94,16 +94,16 @@ def test_one_role_per_function_and_job_scoped_to_its_zones(template: dict[str, A
         {"Fn::Sub": "arn:${AWS::Partition}:s3:::${LakeBucket}/${LakePrefix}raw/*"}]
     assert set(archiver) == {"ObjectsRaw", "ObjectsQuarantine", "ReadSourceStreams", "ListSourceStreams",
                              "SendDeadLetters", "WriteLogs"}
-    assert archiver["ReadSourceStreams"]["Resource"] == [{"Fn::GetAtt": "OrdersTable.StreamArn"},
+    assert archiver["ReadSourceStreams"]["Resource"] == [{"Fn::GetAtt": ["OrdersTable", "StreamArn"]},
                                                          {"Ref": "CustomersStreamArn"}]
     fanout = _statements(template, "FanoutRole")
     assert fanout["PutChanges"]["Action"] == ["kinesis:PutRecord", "kinesis:PutRecords"]
     assert "ObjectsRaw" not in fanout
     consumer = _statements(template, "ParquetConsumerRole")
-    assert consumer["SubscribeChanges"]["Resource"] == [{"Fn::GetAtt": "ChangeStreamConsumer.ConsumerARN"}]
+    assert consumer["SubscribeChanges"]["Resource"] == [{"Fn::GetAtt": ["ChangeStreamConsumer", "ConsumerARN"]}]
     glue_tables = [r["Fn::Sub"].rsplit("/", 1)[-1] for r in consumer["WriteCatalog"]["Resource"]]
     assert glue_tables[2:] == ["changes", "orders_history", "customers_history"]
-    assert consumer["WriteLogs"]["Resource"] == [{"Fn::GetAtt": "ParquetConsumerLogGroup.Arn"}]
+    assert consumer["WriteLogs"]["Resource"] == [{"Fn::GetAtt": ["ParquetConsumerLogGroup", "Arn"]}]
 
 
 def test_what_the_issue_asks_of_the_data_resources(template: dict[str, Any]) -> None:
@@ -120,8 +120,10 @@ def test_what_the_issue_asks_of_the_data_resources(template: dict[str, Any]) -> 
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     stream = res["ChangeStream"]["Properties"]
     assert stream["StreamEncryption"] == {"EncryptionType": "KMS", "KeyId": "alias/aws/kinesis"}
-    assert res["ParquetConsumerMapping"]["Properties"]["EventSourceArn"] == {
-        "Fn::GetAtt": "ChangeStreamConsumer.ConsumerARN"}
+    assert res["ParquetConsumerMapping"]["Properties"]["EventSourceArn"] == {"Fn::If": [
+        "EnhancedFanOut", {"Fn::GetAtt": ["ChangeStreamConsumer", "ConsumerARN"]},
+        {"Fn::GetAtt": ["ChangeStream", "Arn"]}]}
+    assert res["ChangeStreamConsumer"]["Condition"] == "EnhancedFanOut"
     wg = res["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
     assert wg["EnforceWorkGroupConfiguration"] is True and wg["BytesScannedCutoffPerQuery"] == {
         "Ref": "AthenaBytesScannedCutoff"}

@@ -31,7 +31,8 @@ def test_every_declared_trigger_is_a_mapping_in_the_template_with_its_settings()
             assert props["MaximumRecordAgeInSeconds"] == t.maximum_record_age_s
             assert props["BisectBatchOnFunctionError"] is t.bisect_batch_on_function_error
             assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-            assert props["DestinationConfig"] == {"OnFailure": {"Destination": {"Fn::GetAtt": "DeadLetterQueue.Arn"}}}
+            dlq = {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+            assert props["DestinationConfig"] == {"OnFailure": {"Destination": dlq}}
         assert resources[f.logical_id]["Properties"]["Handler"] == f.lambda_handler
 
 
