@@ -24,15 +24,20 @@ from lake.errors import ConfigError
 #: Lambda's limits for a function's code: 250 MB unzipped (layers included), 50 MB zipped upload
 #: through the API (through S3, as here, the unzipped limit is what binds).
 UNZIPPED_LIMIT = 250 * 1024 * 1024
-#: What the Lambdas import beyond the layer (pyiceberg without its pyarrow extra: the layer has pyarrow).
+#: What the Lambdas import beyond the layer (pyiceberg without its pyarrow extra: the layer has pyarrow;
+#: without pyiceberg-core, which has no manylinux2014 aarch64 wheel for the versions pyiceberg 0.12
+#: takes, and which identity partitions do not need).
 LAMBDA_REQUIREMENTS = (
-    "pyiceberg[glue,pyiceberg-core]>=0.12,<0.13", "orjson>=3.10,<4", "sqlglot>=26,<31",
+    "pyiceberg[glue]>=0.12,<0.13", "orjson>=3.10,<4", "sqlglot>=26,<31",
     "aws-lambda-powertools[parser]>=3.0,<4",
 )
 #: Provided by the Lambda runtime (boto3) or the AWS SDK for pandas layer: never bundled.
 PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "pyarrow", "pandas", "numpy", "awswrangler",
             "dateutil", "python_dateutil", "pytz", "six", "urllib3")
 CODE_PACKAGES = ("lake", "lambdas")
+#: Never shipped: the local stack does not exist on AWS (docs/ARCHITECTURE.md), nor does deploying.
+NOT_SHIPPED = ("lake/local/", "lake/deploy/")
+# Lambda's python3.11 runtime is Amazon Linux 2 (glibc 2.26): manylinux2014 (glibc 2.17) wheels only
 PLATFORM = ("--platform", "manylinux2014_aarch64", "--implementation", "cp", "--python-version", "3.11",
             "--only-binary=:all:")
 
@@ -74,8 +79,10 @@ def _code_files(root: Path, packages: Iterable[str]) -> list[tuple[str, Path]]:
         if not base.is_dir():
             raise ConfigError(f"package {pkg} not found under {root}")
         for path in sorted(base.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".typed", ".sql"):
-                out.append((path.relative_to(root).as_posix(), path))
+            rel = path.relative_to(root).as_posix()
+            if (path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".typed", ".sql")
+                    and not rel.startswith(NOT_SHIPPED)):
+                out.append((rel, path))
     return out
 
 

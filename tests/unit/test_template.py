@@ -141,3 +141,17 @@ def test_layouts_are_checked() -> None:
     only_new = render(Layout((TableSpec.parse("a"), TableSpec.parse("b:id/N:-"))))
     assert only_new["Resources"]["BTable"]["Properties"]["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert lint(only_new) == []
+
+
+def test_lake_template_renders_and_validates(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lake.cli import main
+
+    out = tmp_path / "t.yaml"
+    argv = ["template", "--tables", "orders,customers:customer_id:-", "--existing-tables", "customers"]
+    assert main([*argv, "-o", str(out)]) == 0
+    assert out.read_text() == (REPO / "template.yaml").read_text()
+    assert "cfn-lint clean, least privilege holds" in capsys.readouterr().err
+    assert main([*argv, "--expanded", "--no-validate", "-o", str(out)]) == 0
+    assert "AWS::Serverless::Function" not in out.read_text() and "AWS::Lambda::Function" in out.read_text()
+    assert main(["template", "--tables", "orders", "--existing-tables", "users", "-o", str(out)]) == 2
+    assert "users: not among the source tables" in capsys.readouterr().err
