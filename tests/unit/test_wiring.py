@@ -46,3 +46,19 @@ def test_glue_jobs_are_declared_by_name_with_their_scripts_and_schedules() -> No
     triggers = {v["Properties"]["Actions"][0]["JobName"]["Ref"]: v["Properties"]["Schedule"]
                 for v in resources.values() if v["Type"] == "AWS::Glue::Trigger"}
     assert triggers == {j.logical_id: j.schedule for j in GLUE_JOBS if j.schedule}
+
+
+def test_a_declared_filter_becomes_the_mappings_filter_criteria() -> None:
+    import dataclasses
+
+    from lake.deploy.validate import lint
+
+    pattern = '{"eventName": ["INSERT", "MODIFY"]}'
+    archiver = WIRING.function("stream-archiver")
+    filtered = dataclasses.replace(archiver, trigger=dataclasses.replace(archiver.trigger, filter_patterns=(pattern,)))
+    wiring = dataclasses.replace(WIRING, functions=(filtered, *WIRING.functions[1:]))
+    template = render(EXAMPLE, wiring)
+    props = template["Resources"]["StreamArchiverOrdersMapping"]["Properties"]
+    assert props["FilterCriteria"] == {"Filters": [{"Pattern": pattern}]}
+    assert "FilterCriteria" not in template["Resources"]["FanoutOrdersMapping"]["Properties"]
+    assert lint(template) == []
