@@ -387,11 +387,12 @@ def _patch_glue_version_check() -> None:
     lock = threading.Lock()
 
     def update_table(self: Any) -> Any:
-        version = self.parameters.get("VersionId")
+        # _get_param: moto 5.2.6 dropped GlueResponse.parameters (5.2.5 had both)
+        version = self._get_param("VersionId")
         with lock:
             if version is not None:
-                name = (self.parameters.get("TableInput") or {}).get("Name")
-                table = self.glue_backend.get_table(self.parameters.get("DatabaseName"), name)
+                name = (self._get_param("TableInput") or {}).get("Name")
+                table = self.glue_backend.get_table(self._get_param("DatabaseName"), name)
                 if str(table._current_version) != str(version):
                     raise JsonRESTError("ConcurrentModificationException",
                                         f"Update table failed due to concurrent modifications: version {version} "
@@ -484,7 +485,8 @@ class EmbeddedAWS:
     with the guard around moto's dispatcher.
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", state: StateStore | None = None) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", state: StateStore | None = None,
+                 wrap: Callable[[Any], Any] | None = None) -> None:
         if not is_loopback_host(host):
             raise ValueError(f"the embedded AWS binds a loopback address only, not {host!r}")
         self.host = host
@@ -492,6 +494,7 @@ class EmbeddedAWS:
         self.restored: dict[str, Any] = {}
         self.requested_port = port
         self.admin_token = secrets.token_urlsafe(32)
+        self.wrap = wrap  # a WSGI middleware around moto's app, inside the guard (lake.local.faults)
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
@@ -528,8 +531,8 @@ class EmbeddedAWS:
         app: Any = DomainDispatcherApplication(create_backend_app)
         if self.state is not None:
             self.restored = self.state.restore(app, "localhost")
-            app = self.state.wrap(app)
-        app = LoopbackGuard(app, self.admin_token)
+            app = self.state.wrap(app)  # innermost: only what reaches moto is journaled
+        app = LoopbackGuard(self.wrap(app) if self.wrap else app, self.admin_token)
         try:
             self._server = make_server(self.host, self.requested_port, app, threaded=True,
                                        request_handler=MotoRequestHandler)

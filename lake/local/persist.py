@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from lake.errors import ConfigError
+from lake.replay.source import gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +104,31 @@ class Gate:
 
 
 # -- what a snapshot holds ---------------------------------------------------------------------------
+def _rebuild_dict(cls: Any, items: dict[str, Any], state: dict[str, Any] | None) -> Any:
+    obj = cls.__new__(cls)
+    dict.update(obj, items)  # not the subclass's __setitem__
+    if state:
+        obj.__dict__.update(state)
+    return obj
+
+
 def _reducers() -> dict[type, Any]:
-    """What moto keeps that pickle refuses. Locks pickle as new, released locks: a snapshot is
-    taken with no request in flight, and a lock held by a thread of the parent means nothing to
-    the process that restores it. Compiled patterns (IAM's) pickle as their source."""
+    """What moto keeps that pickle refuses, or restores slowly.
+
+    Locks pickle as new, released locks: a snapshot is taken with no request in flight, and a
+    lock held by a thread of the parent means nothing to the process that restores it. Compiled
+    patterns (IAM's) pickle as their source. A DynamoDB item's attributes (moto's
+    ``LimitedSizeDict``) are restored without re-checking the item size limit on every
+    attribute, which costs a sum over all the attributes each time (quadratic per item).
+    """
+    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+
     return {
         type(threading.Lock()): lambda _: (threading.Lock, ()),
         type(threading.RLock()): lambda _: (threading.RLock, ()),
         threading.Condition: lambda _: (threading.Condition, ()),
         re.Pattern: lambda p: (re.compile, (p.pattern, p.flags)),
+        LimitedSizeDict: lambda d: (_rebuild_dict, (LimitedSizeDict, dict(d), getattr(d, "__dict__", None))),
     }
 
 
@@ -141,7 +158,8 @@ def capture_backends() -> tuple[dict[tuple[str, str], bytes], dict[str, str]]:
     for bd in _backend_dicts():
         accounts = {account: dict(per_region) for account, per_region in bd.items()}
         try:
-            saved[_key_of(bd)] = _dumps(accounts)
+            with gc_paused():
+                saved[_key_of(bd)] = _dumps(accounts)
         except Exception as e:  # an unpicklable object inside moto: persist the rest
             skipped[bd.service_name] = f"{type(e).__name__}: {e}"
     return saved, skipped
@@ -161,7 +179,8 @@ def install_backends(saved: dict[tuple[str, str], bytes]) -> list[str]:
                    if isinstance(v, BackendDict) and v.backend.__qualname__ == qualname), None)
         if bd is None:
             raise ConfigError(f"the saved state names a moto backend this moto lacks: {module_name}.{qualname}")
-        accounts = pickle.loads(blob)
+        with gc_paused():  # millions of small objects, no garbage: collections would only walk them
+            accounts = pickle.loads(blob)
         for account, per_region in accounts.items():
             holder = bd[account]  # creates the account's holder and registers the service as in use
             dict.clear(holder)
@@ -258,7 +277,7 @@ class StateStore:
         services: list[str] = []
         if snap.is_file():
             try:
-                with open(snap, "rb") as f:
+                with open(snap, "rb") as f, gc_paused():
                     state = pickle.load(f)
             except Exception as e:
                 raise ConfigError(f"the saved lake {snap} cannot be read ({type(e).__name__}: {e}); "

@@ -23,6 +23,7 @@ from lake.aws.clients import Clients
 from lake.aws.provision import Provisioned, provision
 from lake.errors import LakeError
 from lake.local.embedded import EmbeddedAWS, TTLSweeper
+from lake.local.faults import FAULT_NAMES, FaultInjector, FaultSpec, faults_path, install, middleware, parse_spec_arg
 from lake.local.persist import StateStore
 from lake.local.status import StatusReporter, queue_depth, status_path
 from lake.settings import Settings
@@ -175,7 +176,8 @@ class EmbeddedLake:
     def __init__(self, settings: Settings, port: int | None = None, extra_functions: tuple[str, ...] = (),
                  ttl_interval_s: float | None = 1.0, poll_interval_s: float = 0.1,
                  watch_tables: bool = False, status_interval_s: float | None = 2.0,
-                 persist: bool = False, snapshot_interval_s: float = 2.0) -> None:
+                 persist: bool = False, snapshot_interval_s: float = 2.0,
+                 faults: FaultSpec | str | None = None) -> None:
         self.base_settings = settings
         self.port = settings.port if port is None else port
         self.extra_functions = extra_functions
@@ -184,7 +186,9 @@ class EmbeddedLake:
         # persist: the lake is kept in <state-dir>/aws with the runtime's checkpoints (lake/local/persist.py)
         self.state = StateStore(Path(settings.state_dir) / "aws", co_saved=[self.runtime_dir(settings)],
                                 interval_s=snapshot_interval_s) if persist else None
-        self.aws = EmbeddedAWS(port=self.port, state=self.state)
+        # --faults: injected by a middleware around moto and a wrapper around each invocation
+        self.faults = FaultInjector(faults, faults_path(settings.state_dir)) if faults else None
+        self.aws = EmbeddedAWS(port=self.port, state=self.state, wrap=middleware(self.faults) if self.faults else None)
         self.settings = settings
         self.clients: Clients | None = None
         self.provisioned: Provisioned | None = None
@@ -215,6 +219,9 @@ class EmbeddedLake:
         os.environ.update(env)
         self.clients = Clients(self.settings)
         self.provisioned = provision(self.settings, self.clients)
+        if self.faults is not None:  # armed once the lake's resources exist
+            install(self.faults)
+            self.faults.arm()
         if self.ttl_interval_s:
             self.sweeper = TTLSweeper(self.settings.region, self.ttl_interval_s, state=self.state)
             self.sweeper.start()
@@ -257,7 +264,8 @@ class EmbeddedLake:
                 log.debug("dead-letter queue depth unknown: %s", e)
         return {"endpoint": self.settings.endpoint_url, "dlq_url": self._dlq_url, "dlq_depth": depth,
                 "mappings": self.runtime.status() if self.runtime is not None else [],
-                "saved": self.state.describe() if self.state is not None else None}
+                "saved": self.state.describe() if self.state is not None else None,
+                "faults": self.faults.snapshot() if self.faults is not None else None}
 
     def wait_idle(self, timeout: float) -> bool:
         return True if self.runtime is None else bool(self.runtime.wait_idle(timeout))
@@ -272,6 +280,9 @@ class EmbeddedLake:
             self.reporter = None
         if self.sweeper is not None:
             self.sweeper.stop()
+        if self.faults is not None:
+            install(None)
+            self.faults.disarm()
         self.aws.stop()
         for k, v in self._saved_env.items():
             if v is None:
@@ -325,6 +336,9 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="keep nothing: the lake lives in memory and is gone on stop (default: kept in --state-dir)")
     p.add_argument("--no-watch", dest="watch", action="store_false",
                    help="don't wire tables created later with a stream (default: wire them)")
+    p.add_argument("--faults", type=parse_spec_arg, metavar="SPEC",
+                   help="inject faults at these rates, e.g. s3.5xx=0.02,kinesis.partial=0.05,poison=0.001,seed=7 "
+                        "(faults: " + ", ".join(FAULT_NAMES) + "; counts in <state-dir>/faults.json)")
     p.set_defaults(func=run, default_verbosity=1)
 
 
@@ -337,7 +351,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     lake = EmbeddedLake(settings, port=args.port, extra_functions=tuple(args.function), watch_tables=args.watch,
-                        persist=not args.ephemeral)
+                        persist=not args.ephemeral, faults=args.faults)
     lake.start()
     if lake.aws.restored.get("from_snapshot") or lake.aws.restored.get("journaled_writes"):
         r = lake.aws.restored

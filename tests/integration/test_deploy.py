@@ -23,6 +23,7 @@ from lake.deploy import bundle
 from lake.deploy.template import EXAMPLE, render
 from lake.deploy.validate import expand_sam
 from lake.settings import LOCAL_CREDENTIALS, Settings
+from lake.wiring import WIRING
 
 REGION = "us-east-1"
 LAYER = "arn:aws:lambda:us-east-1:336392948345:layer:AWSSDKPandas-Python311-Arm64:1"
@@ -143,7 +144,9 @@ def test_lake_deploy_dry_run_then_create_then_nothing_to_change(settings: Settin
     lam = boto3.client("lambda", **local)
     assert stream_arn in {m["EventSourceArn"] for m in lam.list_event_source_mappings()["EventSourceMappings"]}
     code = boto3.client("s3", **local).list_objects_v2(Bucket="lake-artifacts-123456789012-us-east-1")
-    assert any(o["Key"].endswith("/lambda.zip") for o in code.get("Contents", []))
+    keys = {o["Key"].split("/", 2)[-1] for o in code.get("Contents", [])}
+    assert {"lambda.zip", "lake.zip"} <= keys
+    assert {f"glue_jobs/{j.name}.py" for j in WIRING.glue_jobs} <= keys
 
     assert main(argv) == 0  # the same code and template again: an empty change set, discarded
     assert "nothing to change" in capsys.readouterr().out

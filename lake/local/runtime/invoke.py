@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from lake.clock import Clock
@@ -19,6 +19,9 @@ from lake.invocation import Handler, LambdaContext, Outcome, interpret
 log = logging.getLogger("lake.local.runtime")
 
 Kind = Literal["ok", "error", "timeout"]
+
+# `lake up --faults` wraps every invocation here (lake.local.faults.install); None: none is.
+wrap_handler: Callable[[Handler, LambdaContext], Handler] | None = None
 
 
 def invoke(handler: Handler, event: dict[str, Any], context: LambdaContext, timeout_s: float,
@@ -30,6 +33,8 @@ def invoke(handler: Handler, event: dict[str, Any], context: LambdaContext, time
     """
     box: dict[str, Any] = {}
     done = threading.Event()
+    if wrap_handler is not None:
+        handler = wrap_handler(handler, context)
 
     def run() -> None:
         try:
