@@ -27,6 +27,7 @@ from lake.local.faults import FAULT_NAMES, FaultInjector, FaultSpec, faults_path
 from lake.local.persist import StateStore
 from lake.local.status import StatusReporter, queue_depth, status_path
 from lake.settings import Settings
+from lake.wiring import WIRING
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +42,8 @@ class Wiring:
     name: str = ""
 
 
-# The same mappings template.yaml declares on AWS, except the consumer's BatchSize: 2,000 here
-# (500 there, with a 5 s window). Its cost on the embedded catalog is per batch (two Iceberg
-# commits, ~0.3 s each on moto), so a consumer that is behind catches up 4x faster; one that is
-# not gets the small batches it reads, at once. Kinesis allows 10,000 (Lambda's 6 MB payload:
-# ~2 KB per fan-out record).
-LAKE_WIRING = (
-    Wiring("dynamodb", "lambdas.stream_archiver:lambda_handler", 100, "stream-archiver"),
-    Wiring("dynamodb", "lambdas.fanout:lambda_handler", 100, "fanout"),
-    Wiring("kinesis", "lambdas.parquet_consumer:lambda_handler", 2000, "parquet-consumer"),
-)
+# The mappings template.yaml declares on AWS, from the one declaration of both (lake/wiring.py).
+LAKE_WIRING = tuple(Wiring(f.trigger.source, f.handler, f.trigger.batch_size, f.name) for f in WIRING.functions)
 
 
 def handler_exists(function: str) -> bool:
