@@ -18,13 +18,10 @@ from lake.aws.errors import AWS_ERRORS, translate
 from lake.errors import ConfigError, TransientError
 from lake.invocation import Handler, LambdaContext, Outcome, interpret, resolve_handler
 from lake.settings import Settings
+from lake.wiring import FUNCTIONS
 
-# The lake's stages by function name, as `lake up` wires them (template.yaml's mappings).
-STAGE_HANDLERS: Mapping[str, str] = {
-    "stream-archiver": "lambdas.stream_archiver:lambda_handler",
-    "fanout": "lambdas.fanout:lambda_handler",
-    "parquet-consumer": "lambdas.parquet_consumer:lambda_handler",
-}
+# The lake's stages by function name, from the one declaration of the wiring (lake up and template.yaml's).
+STAGE_HANDLERS: Mapping[str, str] = {f.name: f.handler for f in FUNCTIONS}
 
 
 class Invoker(Protocol):
