@@ -9,6 +9,9 @@ UNNEST WITH ORDINALITY, map_keys) is left to sqlglot and covered by the tests.
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,10 +25,22 @@ from lake.errors import QueryError
 
 #: DuckDB session settings that make it read SQL as Athena does: UTC session zone, and
 #: Trino's integer division (7 / 2 = 3; DuckDB's default gives a double).
-SESSION_SETTINGS = ("SET TimeZone = 'UTC'", "SET integer_division = true")
+#: Trino's lambdas (``x -> x + 1``), which DuckDB 2 accepts only when asked to.
+SESSION_SETTINGS = ("SET TimeZone = 'UTC'", "SET integer_division = true",
+                    "SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
 
 #: DuckDB macro (defined by the local engine) giving the exact JSON text of an object member.
 JSON_MEMBER_FUNCTION = "lake_json_member"
+#: DuckDB functions and macros (defined by the local engine) standing in for Trino's.
+JSON_EXTRACT_SCALAR_FUNCTION = "lake_json_extract_scalar"
+JSON_EXTRACT_SCALAR_EXACT = "lake_json_extract_scalar_exact"
+JSON_ARRAY_CONTAINS_FUNCTION = "lake_json_array_contains"
+FORMAT_DATETIME_FUNCTION = "lake_format_datetime"
+TYPE_NAME_FUNCTION = "lake_trino_type"
+MAP_FROM_ENTRIES_FUNCTION = "lake_map_from_unique_entries"
+#: Prefix of the temporary names given to unnamed result columns; the engine renames them
+#: to Trino's ``_col<position>``.
+UNNAMED_PREFIX = "_lake_unnamed_"
 #: Name of the per-row source object column of the raw table in DuckDB (Athena's "$path").
 PATH_COLUMN = "filename"
 
@@ -140,7 +155,91 @@ def naive_utc_at_time_zone(expression: exp.Expr) -> exp.Expr:
     return expression
 
 
+
+def _json_path_text(path: exp.Expression) -> str | None:
+    """A parsed JSON path literal back to Trino's text (``$.a[0]["b c"]``)."""
+    out = []
+    for part in path.expressions:
+        if isinstance(part, exp.JSONPathRoot):
+            out.append("$")
+        elif isinstance(part, exp.JSONPathKey) and isinstance(part.this, str):
+            name = part.this
+            out.append(f".{name}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else f"[{json.dumps(name)}]")
+        elif isinstance(part, exp.JSONPathSubscript) and isinstance(part.this, int):
+            out.append(f"[{part.this}]")
+        else:
+            return None
+    return "".join(out)
+
+
+# DuckDB reads these paths as Trino does; anything else goes to the Python implementation.
+_DUCKDB_SAFE_PATH = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*")
+
+
+def _json_extract_scalar_sql(self: Any, expression: exp.JSONExtractScalar) -> str:
+    # Trino returns a number's exact text and NULL for an object or array; DuckDB's ->>
+    # re-serialises numbers through a double and returns objects as JSON text.
+    path = expression.expression
+    if isinstance(path, exp.JSONPath):
+        text = _json_path_text(path)
+        if text is None:
+            return self.func(JSON_EXTRACT_SCALAR_EXACT, expression.this, exp.Literal.string(path.sql()))
+        literal = exp.Literal.string(text)
+        if _DUCKDB_SAFE_PATH.fullmatch(text):
+            return self.func(JSON_EXTRACT_SCALAR_FUNCTION, expression.this, literal)
+        return self.func(JSON_EXTRACT_SCALAR_EXACT, expression.this, literal)
+    return self.func(JSON_EXTRACT_SCALAR_EXACT, expression.this, path)
+
+
+def _json_array_contains_sql(self: Any, expression: exp.JSONArrayContains) -> str:
+    return self.func(JSON_ARRAY_CONTAINS_FUNCTION, expression.this, expression.expression)
+
+
+def _typeof_sql(self: Any, expression: exp.Typeof) -> str:
+    arg = expression.this
+    if isinstance(arg, exp.Literal) and arg.is_string:  # Trino: a string literal is varchar(<length>)
+        return self.sql(exp.Literal.string(f"varchar({len(arg.this)})"))
+    return self.func(TYPE_NAME_FUNCTION, exp.Anonymous(this="typeof", expressions=[arg.copy()]))
+
+
+def _anonymous_sql(self: Any, expression: exp.Anonymous) -> str:
+    name = expression.name.lower()
+    args = expression.expressions
+    if name == "format_datetime" and len(args) == 2:
+        return self.func(FORMAT_DATETIME_FUNCTION, exp.cast(args[0].copy(), "timestamp"), args[1])
+    if name == "map_agg" and len(args) == 2:
+        # Trino skips NULL keys and keeps one value per key; DuckDB's map rejects both.
+        key, value = args
+        entries = exp.Anonymous(this="list", expressions=[exp.Anonymous(this="struct_pack", expressions=[
+            exp.PropertyEQ(this=exp.to_identifier("k"), expression=key.copy()),
+            exp.PropertyEQ(this=exp.to_identifier("v"), expression=value.copy())])])
+        filtered = exp.Filter(this=entries, expression=exp.Where(this=exp.Not(this=exp.Is(
+            this=key.copy(), expression=exp.Null()))))
+        return self.func(MAP_FROM_ENTRIES_FUNCTION, filtered)
+    return _BASE_ANONYMOUS(self, expression)
+
+
+def name_unnamed_columns(expression: exp.Expr) -> exp.Expr:
+    """Name the result columns of the statement as Trino does: an expression without an alias
+    gets a placeholder name (the engine renames it ``_col<position>`` once ``*`` is expanded);
+    ``"$path"`` keeps its name."""
+    select = expression
+    while isinstance(select, exp.SetOperation):
+        select = select.this
+    if expression.parent is not None or not isinstance(select, exp.Select):
+        return expression
+    for i, projection in enumerate(list(select.expressions)):
+        if isinstance(projection, (exp.Alias, exp.Star)):
+            continue
+        if isinstance(projection, exp.Column):
+            if projection.name == "$path":
+                projection.replace(exp.alias_(projection.copy(), "$path", quoted=True))
+            continue
+        projection.replace(exp.alias_(projection.copy(), f"{UNNAMED_PREFIX}{i}"))
+    return expression
+
 _BASE_JSONFORMAT = DuckDB.Generator.TRANSFORMS[exp.JSONFormat]
+_BASE_ANONYMOUS: Any = DuckDB.Generator.anonymous_sql
 _DuckDBGenerator: Any = DuckDB.Generator
 
 
@@ -152,10 +251,14 @@ class LakeDuckDB(DuckDB):
             **DuckDB.Generator.TRANSFORMS,
             exp.JSONFormat: _jsonformat_sql,
             exp.Column: _column_sql,
+            exp.JSONExtractScalar: _json_extract_scalar_sql,
+            exp.JSONArrayContains: _json_array_contains_sql,
+            exp.Typeof: _typeof_sql,
+            exp.Anonymous: _anonymous_sql,
         }
 
         def preprocess(self, expression: exp.Expr) -> exp.Expr:
-            fixed = naive_utc_at_time_zone(unnest_join_to_projection(expression.copy()))
+            fixed = name_unnamed_columns(naive_utc_at_time_zone(unnest_join_to_projection(expression.copy())))
             return super().preprocess(fixed)  # type: ignore[no-any-return]
 
 
@@ -168,10 +271,20 @@ class Position:
         return f"line {self.line}, column {self.col}"
 
 
+_SQLGLOT_LOG = logging.getLogger("sqlglot")
+
+
 def parse(sql: str) -> list[exp.Expression]:
     """Parse Athena SQL (one or more statements), raising QueryError with the position."""
     try:
-        parsed: list[Any] = sqlglot.parse(sql, read=Athena)
+        # sqlglot logs a warning when it falls back to an opaque command; the guard
+        # (lake.query.guard) refuses those with a message of its own.
+        level = _SQLGLOT_LOG.level
+        _SQLGLOT_LOG.setLevel(logging.ERROR)
+        try:
+            parsed: list[Any] = sqlglot.parse(sql, read=Athena)
+        finally:
+            _SQLGLOT_LOG.setLevel(level)
         return [e for e in parsed if e is not None]
     except ParseError as e:
         first = e.errors[0] if e.errors else {}

@@ -1,0 +1,100 @@
+"""The DuckDB session of the local Athena: Athena's settings, the Trino functions DuckDB
+lacks (macros and Python functions from :mod:`lake.query.trino`), and the lock-down that
+keeps DuckDB away from everything but the lake. Pure: no AWS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from lake.query import dialect, trino
+from lake.query.jsontext import member_text
+
+# DuckDB renders a member by re-serialising it, which can round a non-integer number
+# (through a double) or drop a trailing zero. Its text is kept when it provably equals
+# the original literal: no digit followed by '.', 'e' or 'E' in it, or the document
+# holds exactly `"name":<text>` followed by ',' or '}' (compact JSON, as the curated
+# zone writes). Otherwise, and for names a DuckDB JSON path cannot spell, Python slices
+# the original text (lake.query.jsontext).
+_MEMBER_MACRO = f"""
+CREATE OR REPLACE MACRO {dialect.JSON_MEMBER_FUNCTION}(doc, name) AS (
+  CASE
+    WHEN doc IS NULL OR name IS NULL THEN NULL
+    WHEN contains(name, '"') OR contains(name, '\\') THEN lake_json_member_exact(doc, name)
+    ELSE lake_json_member_checked(doc, name, CAST(json_extract(doc, '$."' || name || '"') AS VARCHAR))
+  END
+)
+"""
+_CHECKED_MACRO = """
+CREATE OR REPLACE MACRO lake_json_member_checked(doc, name, fast) AS (
+  CASE
+    WHEN fast IS NULL THEN NULL
+    WHEN NOT regexp_matches(fast, '[0-9][.eE]') THEN fast
+    WHEN contains(doc, '"' || name || '":' || fast || ',') THEN fast
+    WHEN ends_with(doc, '"' || name || '":' || fast || '}') THEN fast
+    ELSE lake_json_member_exact(doc, name)
+  END
+)
+"""
+
+# Trino's json_extract_scalar: DuckDB's answer is kept for strings, booleans and integers
+# (their text is exact); other numbers go to Python, which slices the original literal.
+_JSON_SCALAR_MACROS = (
+    f"""
+CREATE OR REPLACE MACRO lake_json_scalar_typed(doc, path, kind) AS (
+  CASE
+    WHEN kind IS NULL OR kind IN ('OBJECT', 'ARRAY', 'NULL') THEN NULL
+    WHEN kind IN ('VARCHAR', 'BOOLEAN', 'BIGINT', 'UBIGINT') THEN json_extract_string(doc, path)
+    ELSE {dialect.JSON_EXTRACT_SCALAR_EXACT}(doc, path)
+  END
+)""",
+    f"""
+CREATE OR REPLACE MACRO {dialect.JSON_EXTRACT_SCALAR_FUNCTION}(doc, path) AS (
+  CASE
+    WHEN doc IS NULL OR path IS NULL OR NOT json_valid(doc) THEN NULL
+    ELSE lake_json_scalar_typed(doc, path, json_type(doc, path))
+  END
+)""",
+)
+_JSON_ARRAY_CONTAINS_MACRO = f"""
+CREATE OR REPLACE MACRO {dialect.JSON_ARRAY_CONTAINS_FUNCTION}(doc, v) AS
+  lake_json_array_contains_py(CAST(doc AS VARCHAR), CAST(to_json(v) AS VARCHAR), CASE
+    WHEN typeof(v) = 'BOOLEAN' THEN 'boolean'
+    WHEN typeof(v) IN ('TINYINT', 'SMALLINT', 'INTEGER', 'BIGINT', 'HUGEINT') THEN 'bigint'
+    WHEN typeof(v) IN ('FLOAT', 'DOUBLE') OR starts_with(typeof(v), 'DECIMAL') THEN 'double'
+    ELSE 'varchar'
+  END)
+"""
+# map_agg: Trino skips NULL keys and keeps one value of a repeated key (the first, here).
+_MAP_MACRO = f"""
+CREATE OR REPLACE MACRO {dialect.MAP_FROM_ENTRIES_FUNCTION}(e) AS
+  map_from_entries(list_filter(e, (x, i) -> list_position(list_transform(e, y -> y.k), x.k) = i))
+"""
+
+
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> None:
+    """Athena's session settings and the functions the dialect routes Trino calls to."""
+    for statement in dialect.SESSION_SETTINGS:
+        con.execute(statement)
+    udfs: list[tuple[str, Any, list[str], str]] = [
+        ("lake_json_member_exact", member_text, ["VARCHAR", "VARCHAR"], "VARCHAR"),
+        (dialect.JSON_EXTRACT_SCALAR_EXACT, trino.json_extract_scalar, ["VARCHAR", "VARCHAR"], "VARCHAR"),
+        ("lake_json_array_contains_py", trino.json_array_contains, ["VARCHAR", "VARCHAR", "VARCHAR"], "BOOLEAN"),
+        (dialect.FORMAT_DATETIME_FUNCTION, trino.format_datetime, ["TIMESTAMP", "VARCHAR"], "VARCHAR"),
+        (dialect.TYPE_NAME_FUNCTION, trino.trino_type_name, ["VARCHAR"], "VARCHAR"),
+    ]
+    for name, function, args, result in udfs:
+        con.create_function(name, function, args, result, side_effects=False)  # type: ignore[arg-type]
+    for macro in (_CHECKED_MACRO, _MEMBER_MACRO, *_JSON_SCALAR_MACROS, _JSON_ARRAY_CONTAINS_MACRO, _MAP_MACRO):
+        con.execute(macro)
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> None:
+    """From here on DuckDB reads nothing but what is registered with it (Arrow data the engine
+    reads through the lake's own S3 door): no file, no extension, no settings change."""
+    con.execute("SET python_enable_replacements = false")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
