@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+from duckdb.func import FunctionNullHandling
 
 from lake.query import dialect, trino
 from lake.query.jsontext import member_text
@@ -74,6 +75,50 @@ CREATE OR REPLACE MACRO {dialect.MAP_FROM_ENTRIES_FUNCTION}(e) AS
 
 
 
+# Trino functions with a DuckDB equivalent under other rules (see lake.query.dialect)
+_MACROS = (
+    # Trino keeps the first occurrence of each element, in order
+    "CREATE OR REPLACE MACRO lake_array_distinct(a) AS list_filter(a, (x, i) -> list_position(a, x) = i)",
+    """CREATE OR REPLACE MACRO lake_array_except(a, b) AS
+       CASE WHEN a IS NULL OR b IS NULL THEN NULL
+            ELSE list_filter(lake_array_distinct(a), x -> NOT list_contains(b, x)) END""",
+    "CREATE OR REPLACE MACRO lake_array_union(a, b) AS lake_array_distinct(list_concat(a, b))",
+    """CREATE OR REPLACE MACRO lake_array_position(a, x) AS
+       CASE WHEN a IS NULL THEN NULL ELSE coalesce(list_position(a, x), 0) END""",
+    "CREATE OR REPLACE MACRO lake_array_histogram(a) AS list_aggregate(a, 'histogram')",
+    "CREATE OR REPLACE MACRO lake_trim_array(a, n) AS list_slice(a, 1, len(a) - n)",
+    """CREATE OR REPLACE MACRO lake_arrays_overlap(a, b) AS
+       CASE WHEN a IS NULL OR b IS NULL THEN NULL
+            WHEN list_has_any(a, b) THEN true
+            WHEN list_contains(list_transform(a, x -> x IS NULL), true)
+              OR list_contains(list_transform(b, x -> x IS NULL), true) THEN NULL
+            ELSE false END""",
+    # Trino: false if any element fails, else NULL if any is NULL, else true (the same for any/none)
+    """CREATE OR REPLACE MACRO lake_all_match(a, f) AS
+       CASE WHEN list_contains(list_transform(a, f), false) THEN false
+            WHEN list_contains(list_transform(list_transform(a, f), x -> x IS NULL), true) THEN NULL
+            ELSE true END""",
+    """CREATE OR REPLACE MACRO lake_any_match(a, f) AS
+       CASE WHEN list_contains(list_transform(a, f), true) THEN true
+            WHEN list_contains(list_transform(list_transform(a, f), x -> x IS NULL), true) THEN NULL
+            ELSE false END""",
+    "CREATE OR REPLACE MACRO lake_none_match(a, f) AS NOT lake_any_match(a, f)",
+    "CREATE OR REPLACE MACRO lake_e() AS exp(1)",
+    "CREATE OR REPLACE MACRO lake_infinity() AS CAST('infinity' AS DOUBLE)",
+    "CREATE OR REPLACE MACRO lake_nan() AS CAST('nan' AS DOUBLE)",
+    "CREATE OR REPLACE MACRO lake_to_milliseconds(i) AS CAST(round(epoch(i) * 1000) AS BIGINT)",
+    """CREATE OR REPLACE MACRO lake_width_bucket(x, lo, hi, n) AS
+       CAST(CASE WHEN x < lo THEN 0 WHEN x >= hi THEN n + 1
+                 ELSE floor((x - lo) * n / (hi - lo)) + 1 END AS BIGINT)""",
+    "CREATE OR REPLACE MACRO lake_is_json_scalar(j) AS json_type(json(j)) NOT IN ('OBJECT', 'ARRAY')",
+    """CREATE OR REPLACE MACRO lake_split_part(s, d, i) AS
+       CASE WHEN i > len(string_split(s, d)) THEN NULL ELSE split_part(s, d, i) END""",
+    """CREATE OR REPLACE MACRO lake_split_to_map(s, e, kv) AS
+       map_from_entries(list_transform(string_split(s, e),
+                                       p -> struct_pack(k := split_part(p, kv, 1), v := split_part(p, kv, 2))))""",
+    "CREATE OR REPLACE MACRO lake_regexp_position(s, p, start := 1, n := 1) AS lake_regexp_position_py(s, p, start, n)",
+)
+
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
     """Athena's session settings and the functions the dialect routes Trino calls to."""
@@ -85,10 +130,23 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
         ("lake_json_array_contains_py", trino.json_array_contains, ["VARCHAR", "VARCHAR", "VARCHAR"], "BOOLEAN"),
         (dialect.FORMAT_DATETIME_FUNCTION, trino.format_datetime, ["TIMESTAMP", "VARCHAR"], "VARCHAR"),
         (dialect.TYPE_NAME_FUNCTION, trino.trino_type_name, ["VARCHAR"], "VARCHAR"),
+        ("lake_json_array_get", trino.json_array_get, ["VARCHAR", "BIGINT"], "VARCHAR"),
+        ("lake_json_size", trino.json_size, ["VARCHAR", "VARCHAR"], "BIGINT"),
+        ("lake_split", trino.split, ["VARCHAR", "VARCHAR", "BIGINT"], "VARCHAR[]"),
+        ("lake_strpos", trino.strpos, ["VARCHAR", "VARCHAR", "BIGINT"], "BIGINT"),
+        ("lake_regexp_position_py", trino.regexp_position, ["VARCHAR", "VARCHAR", "BIGINT", "BIGINT"], "INTEGER"),
+        ("lake_java_replacement", trino.java_replacement, ["VARCHAR"], "VARCHAR"),
+        ("lake_cbrt", trino.cbrt, ["DOUBLE"], "DOUBLE"),
+        ("lake_from_base", trino.from_base, ["VARCHAR", "BIGINT"], "BIGINT"),
+        ("lake_parse_data_size", trino.parse_data_size, ["VARCHAR"], "DECIMAL(38,0)"),
+        ("lake_format", trino.java_format, ["VARCHAR", "VARCHAR"], "VARCHAR"),
     ]
     for name, function, args, result in udfs:
-        con.create_function(name, function, args, result, side_effects=False)  # type: ignore[arg-type]
-    for macro in (_CHECKED_MACRO, _MEMBER_MACRO, *_JSON_SCALAR_MACROS, _JSON_ARRAY_CONTAINS_MACRO, _MAP_MACRO):
+        # each function answers NULL itself where Trino does (null_handling="special")
+        con.create_function(name, function, args, result, side_effects=False,  # type: ignore[arg-type]
+                            null_handling=FunctionNullHandling.SPECIAL)
+    for macro in (_CHECKED_MACRO, _MEMBER_MACRO, *_JSON_SCALAR_MACROS, _JSON_ARRAY_CONTAINS_MACRO, _MAP_MACRO,
+                  *_MACROS):
         con.execute(macro)
 
 

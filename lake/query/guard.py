@@ -13,9 +13,13 @@ support matrix (docs/SQL.md), before DuckDB could answer with a binder error.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from sqlglot import exp
+from sqlglot.dialects.athena import Athena
+from sqlglot.errors import TokenError
+from sqlglot.tokens import TokenType
 
 from lake.errors import QueryError
 
@@ -29,6 +33,11 @@ UNSUPPORTED_FUNCTIONS: dict[str, str] = {
     "at_timezone": "no time zone kept with a timestamp locally",
     "checksum": "Trino's checksum is an implementation-specific hash",
     "combinations": "not implemented locally",
+    "contains_sequence": "not implemented locally",
+    "from_unixtime_nanos": "nanosecond timestamps are not kept locally",
+    "map_zip_with": "not implemented locally",
+    "parse_datetime": "Joda-Time parsing is not implemented locally; use date_parse",
+    "to_iso8601": "not implemented locally; use format_datetime or date_format",
     "format_number": "not implemented locally",
     "from_iso8601_timestamp_nanos": "nanosecond timestamps are not kept locally",
     "human_readable_seconds": "not implemented locally",
@@ -37,6 +46,7 @@ UNSUPPORTED_FUNCTIONS: dict[str, str] = {
     "json_value": "SQL/JSON path functions are not implemented locally",
     "luhn_check": "not implemented locally",
     "map_union": "not implemented locally",
+    "cosine_similarity": "not implemented locally",
     "merge": "sketch types are Trino's own",
     "multimap_agg": "not implemented locally",
     "multimap_from_entries": "not implemented locally",
@@ -71,6 +81,16 @@ _STATEMENT = re.compile(
 )
 
 
+def called_functions(sql: str) -> list[str]:
+    """The names of the functions ``sql`` calls, as written (lower case)."""
+    try:
+        tokens = Athena().tokenize(sql)
+    except TokenError:
+        return []
+    return [t.text.lower() for t, nxt in itertools.pairwise(tokens)
+            if nxt.token_type == TokenType.L_PAREN and t.token_type != TokenType.STRING]
+
+
 def unsupported(name: str, why: str) -> QueryError:
     return QueryError(f"{name} is not supported by the local engine ({why}); see {SUPPORT_DOC}")
 
@@ -81,6 +101,10 @@ def check_text(sql: str) -> None:
     if m:
         keyword = m.group(1).upper()
         raise unsupported(keyword, "lake query runs read-only queries over the lake's tables and views")
+    # by the name as written: sqlglot maps some of these onto functions DuckDB has
+    for name in called_functions(sql):
+        if name in UNSUPPORTED_FUNCTIONS:
+            raise unsupported(f"function {name}()", UNSUPPORTED_FUNCTIONS[name])
 
 
 def function_name(node: exp.Func) -> str:
@@ -106,6 +130,8 @@ def check(statement: exp.Expression) -> None:
             raise unsupported(f"reading {table.this.name!r}",
                               "lake query reads only the lake's tables and views, never local files")
     for node in statement.find_all(exp.Func):
+        if isinstance(node, exp.ArraySort) and node.expression is not None:
+            raise unsupported("array_sort with a comparator function", "DuckDB sorts lists by value only")
         name = function_name(node)
         if name in UNSUPPORTED_FUNCTIONS:
             raise unsupported(f"function {name}()", UNSUPPORTED_FUNCTIONS[name])
@@ -119,7 +145,11 @@ def translate_duckdb_error(message: str) -> QueryError:
     if m:
         return unsupported(f"function {m.group(2).lower()}()", "not an Athena function, or not available locally")
     m = re.search(r"No function matches the given name and argument types '([^']*)'", message)
+    if m and m.group(1).lower().startswith("unnest("):
+        return unsupported("UNNEST of several arrays at once", "DuckDB unnests one array at a time")
     if m:
         return unsupported(f"{m.group(1)}", "no local implementation for these argument types")
+    if "UNNEST requires a single list" in message:
+        return unsupported("UNNEST of a map or of several arrays at once", "DuckDB unnests one array at a time")
     first = message.split("\n", 1)[0]
     return QueryError(f"query failed locally: {first}")

@@ -22,7 +22,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from pyarrow import fs as pafs
 from sqlglot import exp
@@ -346,7 +345,7 @@ class LocalEngine:
         with self._lock:
             self._bind_versions(statement)
             self._bind_paths(statement)
-            self._approx_percentile_as_double(statement)
+            self._typed_rewrites(statement)
             local_sql = dialect.to_duckdb(statement)
             try:
                 relation = self.con.sql(local_sql, params=list(params) if params else None)
@@ -373,7 +372,7 @@ class LocalEngine:
         if what in ("databases", "schemas"):
             return pa.table({"database_name": [self.settings.glue_database]})
         if what in ("tables", "views"):
-            names = sorted(self.views) if what == "views" else sorted(set(self.tables) | set(self.views))
+            names = sorted(self.views) if what == "views" else sorted(self.known_relations())
             pattern = m.group("like")
             if pattern is not None:
                 regex = re.compile("|".join(p.strip().replace("*", ".*") for p in pattern.split("|")), re.I)
@@ -411,25 +410,35 @@ class LocalEngine:
             node.set("this", exp.to_identifier(relation))
             node.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
 
-    # -- approx_percentile --------------------------------------------------------------
-    def _approx_percentile_as_double(self, statement: exp.Expression) -> None:
-        """Trino has no decimal approx_percentile: a decimal argument is read as a double
-        (its result is a double). DuckDB would keep the decimal type and show the sketch's
-        floating-point noise as decimal digits; the argument's type is asked of DuckDB."""
+    # -- argument types DuckDB must be asked about ---------------------------------------
+    def _argument_type(self, node: exp.Expression, argument: exp.Expression) -> str | None:
+        """DuckDB's type of ``argument`` where ``node`` sits (its enclosing SELECT's FROM), or
+        None when DuckDB cannot say (the query itself will then report the problem)."""
+        select = node.find_ancestor(exp.Select)
+        probe = select.copy() if select is not None else exp.select("1")
+        for key in ("group", "having", "order", "limit", "offset", "qualify", "distinct", "windows"):
+            probe.set(key, None)
+        probe.set("expressions", [argument.copy()])
+        try:
+            described = self.con.execute("DESCRIBE " + dialect.to_duckdb(probe)).fetchall()
+        except (duckdb.Error, QueryError):
+            return None
+        return str(described[0][1]).upper() if described else None
+
+    def _typed_rewrites(self, statement: exp.Expression) -> None:
+        """Trino functions whose DuckDB spelling depends on the argument's type:
+        ``approx_percentile`` of a decimal is a double in Trino (DuckDB would show the
+        sketch's floating-point noise as decimal digits); ``cardinality`` of a map;
+        ``reverse`` of an array."""
         for node in list(statement.find_all(exp.ApproxQuantile)):
-            select = node.find_ancestor(exp.Select)
-            if select is None:
-                continue
-            probe = select.copy()
-            for key in ("group", "having", "order", "limit", "offset", "qualify", "distinct", "windows"):
-                probe.set(key, None)
-            probe.set("expressions", [node.this.copy()])
-            try:
-                described = self.con.execute("DESCRIBE " + dialect.to_duckdb(probe)).fetchall()
-            except duckdb.Error:
-                continue  # the query itself will report what is wrong
-            if described and str(described[0][1]).upper().startswith("DECIMAL"):
+            if (self._argument_type(node, node.this) or "").startswith("DECIMAL"):
                 node.set("this", exp.cast(node.this.copy(), "double"))
+        for size in list(statement.find_all(exp.ArraySize)):
+            if (self._argument_type(size, size.this) or "").startswith("MAP"):
+                size.meta["lake_map"] = True
+        for reverse in list(statement.find_all(exp.Reverse)):
+            if (self._argument_type(reverse, reverse.this) or "").endswith("]"):
+                reverse.meta["lake_list"] = True
 
     def _check_tables(self, statement: exp.Expression) -> None:
         known = self.known_relations()
@@ -493,15 +502,16 @@ def _trino_column_names(table: pa.Table) -> pa.Table:
 
 
 def _with_path(dataset: ds.Dataset) -> pa.Table:
-    names = dataset.schema.names
-    try:
-        scanned = dataset.scanner(columns={**{n: ds.field(n) for n in names},
-                                           "__path": ds.field("__filename")}).to_table()
-    except pa.ArrowInvalid:  # an in-memory (empty) dataset has no files
-        empty = dataset.to_table()
-        return empty.append_column(dialect.PATH_COLUMN, pa.nulls(empty.num_rows, pa.string()))
-    paths = pc.binary_join_element_wise(pa.scalar("s3://"), scanned.column("__path"), "")
-    return scanned.drop_columns(["__path"]).append_column(dialect.PATH_COLUMN, paths)
+    """The rows of ``dataset`` with the ``s3://`` URL of each row's data file (Athena's "$path")."""
+    parts = []
+    for fragment in dataset.get_fragments():
+        rows = fragment.to_table(schema=dataset.schema)
+        path = getattr(fragment, "path", None)
+        url = pa.array([f"s3://{path}" if path else None] * rows.num_rows, pa.string())
+        parts.append(rows.append_column(dialect.PATH_COLUMN, url))
+    if not parts:
+        return dataset.schema.empty_table().append_column(dialect.PATH_COLUMN, pa.array([], pa.string()))
+    return pa.concat_tables(parts)
 
 
 def _glue_type_text(t: pa.DataType) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from lake.query.jsontext import scanstring
@@ -166,6 +167,190 @@ def json_array_contains(doc: str | None, value_json: str | None, kind: str | Non
         elif isinstance(item, str) and item == wanted:
             return True
     return False
+
+
+def json_array_get(doc: str | None, index: int | None) -> str | None:
+    """Trino's ``json_array_get`` (documented as broken, kept as is): the element's JSON text,
+    a string element without its quotes; negative indexes count from the end."""
+    if doc is None or index is None:
+        return None
+    try:
+        items = json.loads(doc)
+    except ValueError:
+        return None
+    if not isinstance(items, list) or not -len(items) <= index < len(items):
+        return None
+    item = items[index]
+    if isinstance(item, str):
+        return item
+    return json.dumps(item, separators=(",", ":"))
+
+
+def json_size(doc: str | None, path: str | None) -> int | None:
+    """Trino's ``json_size``: members of an object, elements of an array, 0 for a scalar."""
+    text = json_value_text(doc, path)
+    if text is None:
+        return None
+    value = json.loads(text)
+    return len(value) if isinstance(value, (list, dict)) else 0
+
+
+# -- strings and numbers ----------------------------------------------------------------------
+
+def split(text: str | None, delimiter: str | None, limit: int | None) -> list[str] | None:
+    """Trino's ``split(string, delimiter, limit)``: at most ``limit`` parts, the last one
+    holding the rest of the string."""
+    if text is None or delimiter is None or limit is None:
+        return None
+    if limit <= 0:
+        raise ValueError("split: limit must be positive")
+    if delimiter == "":
+        return list(text)[: limit - 1] + ([text[limit - 1:]] if len(text) >= limit else [])
+    return text.split(delimiter, limit - 1)
+
+
+def strpos(text: str | None, sub: str | None, instance: int | None) -> int | None:
+    """Trino's ``strpos(string, substring, instance)``: the position (from 1) of the N-th
+    instance, counting from the end when ``instance`` is negative; 0 when there is none."""
+    if text is None or sub is None or instance is None:
+        return None
+    if instance == 0:
+        raise ValueError("strpos: instance must not be zero")
+    positions = [i for i in range(len(text) - len(sub) + 1) if text.startswith(sub, i)]
+    if instance < 0:
+        positions.reverse()
+    n = abs(instance)
+    return positions[n - 1] + 1 if len(positions) >= n else 0
+
+
+def regexp_position(text: str | None, pattern: str | None, start: int | None, occurrence: int | None) -> int | None:
+    """Trino's ``regexp_position``: where (from 1) the N-th match from ``start`` begins, -1 if none."""
+    if text is None or pattern is None or start is None or occurrence is None:
+        return None
+    for n, m in enumerate(re.finditer(pattern, text[start - 1:]), 1):
+        if n == occurrence:
+            return m.start() + start
+    return -1
+
+
+def java_replacement(replacement: str | None) -> str | None:
+    """A Java (Trino) regex replacement (``$1``, ``${name}``, ``\\$``) in RE2's syntax (``\\1``)."""
+    if replacement is None:
+        return None
+    out, i = [], 0
+    while i < len(replacement):
+        c = replacement[i]
+        if c == "\\" and i + 1 < len(replacement):
+            nxt = replacement[i + 1]
+            out.append("\\\\" if nxt == "\\" else nxt)
+            i += 2
+        elif c == "$":
+            m = re.match(r"\$(\d)", replacement[i:])
+            if m is None:
+                raise ValueError("regexp_replace: only numbered groups ($1) are supported locally (see docs/SQL.md)")
+            out.append("\\" + m.group(1))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def cbrt(x: float | None) -> float | None:
+    """The cube root, exact for exact cubes (as Java's Math.cbrt)."""
+    if x is None:
+        return None
+    root = round(abs(x) ** (1 / 3))
+    if root ** 3 == abs(x):
+        return float(root) if x >= 0 else -float(root)
+    return x ** (1 / 3) if x >= 0 else -((-x) ** (1 / 3))
+
+
+def from_base(text: str | None, radix: int | None) -> int | None:
+    if text is None or radix is None:
+        return None
+    return int(text, radix)
+
+
+_SIZE_UNITS = {"B": 0, "kB": 1, "MB": 2, "GB": 3, "TB": 4, "PB": 5, "EB": 6, "ZB": 7, "YB": 8}
+
+
+def parse_data_size(text: str | None) -> Decimal | None:
+    """Trino's ``parse_data_size('2.3MB')``: bytes, 1 kB = 1024 B, fractions truncated."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kMGTPEZY]?B)\s*", text)
+    if m is None:
+        raise ValueError(f"parse_data_size: invalid data size {text!r}")
+    return (Decimal(m.group(1)) * 1024 ** _SIZE_UNITS[m.group(2)]).to_integral_value(rounding="ROUND_DOWN")
+
+
+_FORMAT_SPEC = re.compile(r"%(?:(\d+)\$)?([-#+ 0,(]*)(\d+)?(?:\.(\d+))?([a-zA-Z%])")
+
+
+def java_format(pattern: str | None, args_json: str | None) -> str | None:
+    """Trino's ``format(format, args...)`` (Java's Formatter): ``%s %d %f %e %x %o %c %b %%
+    %n``, flags ``-#+ 0,(``, width, precision and ``n$`` positions; date conversions (``%t``)
+    are not supported locally. ``args_json`` holds the arguments as ``{"a0": ..., ...}``."""
+    if pattern is None or args_json is None:
+        return None
+    values = list(json.loads(args_json, parse_float=Decimal).values())
+    out, i, next_arg = [], 0, 0
+    for m in _FORMAT_SPEC.finditer(pattern):
+        out.append(pattern[i:m.start()])
+        i = m.end()
+        position, flags, width, precision, conversion = m.groups()
+        if conversion == "%":
+            out.append("%")
+            continue
+        if conversion == "n":
+            out.append("\n")
+            continue
+        if conversion in "tT":
+            raise ValueError("format: date/time conversions (%t) are not supported locally (see docs/SQL.md)")
+        if position is not None:
+            value = values[int(position) - 1]
+        else:
+            value = values[next_arg]
+            next_arg += 1
+        spec = ""
+        if "-" in flags:
+            spec += "<"
+        elif conversion in "sSbBc":  # Java right-aligns every conversion by default
+            spec += ">"
+        if "+" in flags:
+            spec += "+"
+        elif " " in flags:
+            spec += " "
+        if "#" in flags:
+            spec += "#"
+        if "0" in flags:
+            spec += "0"
+        spec += width or ""
+        if "," in flags:
+            spec += ","
+        if conversion in "sS":
+            text = "null" if value is None else ("true" if value is True else "false" if value is False else str(value))
+            text = text[: int(precision)] if precision else text
+            text = format(text, spec.replace("0", ""))
+            out.append(text.upper() if conversion == "S" else text)
+            continue
+        if conversion in "dxXo":
+            out.append(format(int(value), spec + conversion))
+            continue
+        if conversion in "feEgG":
+            digits = precision if precision is not None else "6"
+            out.append(format(Decimal(str(value)), f"{spec}.{digits}{conversion}"))
+            continue
+        if conversion == "c":
+            out.append(chr(value) if isinstance(value, int) else str(value)[0])
+            continue
+        if conversion in "bB":
+            out.append(str(bool(value)).lower() if value is not None else "false")
+            continue
+        raise ValueError(f"format: conversion %{conversion} is not supported locally (see docs/SQL.md)")
+    out.append(pattern[i:])
+    return "".join(out)
 
 
 # -- format_datetime: Joda-Time patterns ------------------------------------------------------
