@@ -91,6 +91,10 @@ def called_functions(sql: str) -> list[str]:
             if nxt.token_type == TokenType.L_PAREN and t.token_type != TokenType.STRING]
 
 
+# A table "name" DuckDB would read as a file: a path or a file name.
+_PATH_LIKE = re.compile(r"[/\\~:*]|\.\w+$")
+
+
 def unsupported(name: str, why: str) -> QueryError:
     return QueryError(f"{name} is not supported by the local engine ({why}); see {SUPPORT_DOC}")
 
@@ -101,10 +105,13 @@ def check_text(sql: str) -> None:
     if m:
         keyword = m.group(1).upper()
         raise unsupported(keyword, "lake query runs read-only queries over the lake's tables and views")
-    # by the name as written: sqlglot maps some of these onto functions DuckDB has
+    # by the name as written: sqlglot maps some of these onto functions DuckDB has (and
+    # fails to parse a few of DuckDB's own)
     for name in called_functions(sql):
         if name in UNSUPPORTED_FUNCTIONS:
             raise unsupported(f"function {name}()", UNSUPPORTED_FUNCTIONS[name])
+        if _OUTSIDE.fullmatch(name):
+            raise unsupported(f"function {name}()", "not an Athena function; lake query reads only the lake")
 
 
 def function_name(node: exp.Func) -> str:
@@ -126,8 +133,8 @@ def check(statement: exp.Expression) -> None:
             name = function_name(table.this)
             raise unsupported(f"table function {name}()",
                               "lake query reads only the lake's tables and views, never local files")
-        if table.this is not None and isinstance(table.this, exp.Literal):
-            raise unsupported(f"reading {table.this.name!r}",
+        if isinstance(table.this, exp.Literal) or _PATH_LIKE.search(table.name):
+            raise unsupported(f"reading {table.name!r}",
                               "lake query reads only the lake's tables and views, never local files")
     for node in statement.find_all(exp.Func):
         if isinstance(node, exp.ArraySort) and node.expression is not None:

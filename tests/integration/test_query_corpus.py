@@ -33,17 +33,22 @@ def lake_changes() -> tuple[list[Delivered], list[Delivered]]:
     return unique, dupes
 
 
-@pytest.fixture(scope="module")
-def engine(embedded_aws: EmbeddedAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEngine]:
+def corpus_lake(embedded_aws: EmbeddedAWS, state: Path) -> LocalEngine:
+    """A fresh embedded AWS holding the corpus lake (curated changes with one redelivered
+    copy, and the raw zone), and a local engine over it."""
     embedded_aws.reset()
-    state = tmp_path_factory.mktemp("corpus-state")
     settings = Settings.resolve({"endpoint_url": embedded_aws.endpoint_url, "state_dir": str(state)},
                                 environ={}, config_path=None)
     clients = Clients(settings)
     unique, dupes = lake_changes()
     build_lake(settings, clients, unique, dupes)
     archive_records([d.record for d in unique], settings, clients)
-    local = LocalEngine(settings, clients)
+    return LocalEngine(settings, clients)
+
+
+@pytest.fixture(scope="module")
+def engine(embedded_aws: EmbeddedAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEngine]:
+    local = corpus_lake(embedded_aws, tmp_path_factory.mktemp("corpus-state"))
     yield local
     local.close()
 
