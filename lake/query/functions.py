@@ -40,23 +40,23 @@ CREATE OR REPLACE MACRO lake_json_member_checked(doc, name, fast) AS (
 """
 
 # Trino's json_extract_scalar: DuckDB's answer is kept for strings, booleans and integers
-# (their text is exact); other numbers go to Python, which slices the original literal.
+# (their text is exact); other numbers go to Python, which slices the original literal. A
+# document that is not JSON gives NULL (TRY), as in Trino; one parse of the document per row.
 _JSON_SCALAR_MACROS = (
     f"""
-CREATE OR REPLACE MACRO lake_json_scalar_typed(doc, path, kind) AS (
+CREATE OR REPLACE MACRO lake_json_scalar_typed(doc, path, v) AS (
   CASE
-    WHEN kind IS NULL OR kind IN ('OBJECT', 'ARRAY', 'NULL') THEN NULL
-    WHEN kind IN ('VARCHAR', 'BOOLEAN', 'BIGINT', 'UBIGINT') THEN json_extract_string(doc, path)
+    WHEN v IS NULL THEN NULL
+    WHEN left(CAST(v AS VARCHAR), 1) IN ('{{', '[', 'n') THEN NULL
+    WHEN left(CAST(v AS VARCHAR), 1) = '"' THEN json_extract_string(v, '$')
+    WHEN left(CAST(v AS VARCHAR), 1) IN ('t', 'f') THEN CAST(v AS VARCHAR)
+    WHEN NOT regexp_matches(CAST(v AS VARCHAR), '[.eE]') THEN CAST(v AS VARCHAR)
     ELSE {dialect.JSON_EXTRACT_SCALAR_EXACT}(doc, path)
   END
 )""",
     f"""
-CREATE OR REPLACE MACRO {dialect.JSON_EXTRACT_SCALAR_FUNCTION}(doc, path) AS (
-  CASE
-    WHEN doc IS NULL OR path IS NULL OR NOT json_valid(doc) THEN NULL
-    ELSE lake_json_scalar_typed(doc, path, json_type(doc, path))
-  END
-)""",
+CREATE OR REPLACE MACRO {dialect.JSON_EXTRACT_SCALAR_FUNCTION}(doc, path) AS
+  lake_json_scalar_typed(doc, path, TRY(json_extract(doc, path)))""",
 )
 _JSON_ARRAY_CONTAINS_MACRO = f"""
 CREATE OR REPLACE MACRO {dialect.JSON_ARRAY_CONTAINS_FUNCTION}(doc, v) AS
