@@ -20,7 +20,7 @@ from tests.integration.test_query_corpus import corpus_lake
 
 @pytest.fixture(scope="module")
 def engine(embedded_aws: EmbeddedAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEngine]:
-    local = corpus_lake(embedded_aws, tmp_path_factory.mktemp("parity-state"))
+    local, _ = corpus_lake(embedded_aws, tmp_path_factory.mktemp("parity-state"))
     yield local
     local.close()
 
@@ -76,7 +76,7 @@ def test_show_tables_lists_the_lake_without_a_warning(engine: LocalEngine, caplo
         names = engine.query("SHOW TABLES").column("tab_name").to_pylist()
         columns = engine.query("SHOW COLUMNS FROM deletions").column("field").to_pylist()
     assert names == ["audit_trail", "change_volume", "changes", "changes_unique", "current_state", "deletions",
-                     "raw_changes"]
+                     "raw_changes", "things"]
     assert columns == ["table_name", "key", "event_time", "deletion_kind", "deleted_by", "last_image", "event_id",
                        "dt"]
     assert caplog.records == []

@@ -125,6 +125,14 @@ def _parse(path: Path) -> list[Case]:
     return cases
 
 
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+def render_placeholders(sql: str, values: Mapping[str, str]) -> str:
+    """``${name}`` in a case's SQL (a snapshot id, a snapshot's time) → its value for this lake."""
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], sql)
+
+
 # -- values as the Trino CLI prints them --------------------------------------------------
 
 def _double(v: float) -> str:

@@ -11,6 +11,7 @@ SHOW TABLES
 -- => current_state
 -- => deletions
 -- => raw_changes
+-- => things
 
 -- function: SHOW TABLES
 SHOW TABLES LIKE 'change*|deletions'
