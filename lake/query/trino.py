@@ -426,15 +426,24 @@ def format_datetime(value: datetime | date | None, pattern: str | None) -> str |
     while i < n:
         c = pattern[i]
         if c == "'":
-            end = pattern.find("'", i + 1)
-            if end == i + 1:  # '' is a quote
+            if pattern.startswith("''", i):  # '' outside a literal is a quote
                 out.append("'")
                 i += 2
                 continue
-            if end < 0:
-                raise UnsupportedPatternError(f"format_datetime: unterminated quote in {pattern!r}")
-            out.append(pattern[i + 1:end].replace("''", "'"))
-            i = end + 1
+            j, literal = i + 1, []
+            while True:
+                if j >= n:
+                    raise UnsupportedPatternError(f"format_datetime: unterminated quote in {pattern!r}")
+                if pattern[j] == "'":
+                    if pattern.startswith("''", j):  # '' inside a literal is a quote too
+                        literal.append("'")
+                        j += 2
+                        continue
+                    break
+                literal.append(pattern[j])
+                j += 1
+            out.append("".join(literal))
+            i = j + 1
         elif c.isascii() and c.isalpha():
             j = i
             while j < n and pattern[j] == c:
