@@ -1,10 +1,12 @@
-"""Athena (Trino) → DuckDB, through sqlglot, with the few fixes the lake needs.
+"""Athena (Trino) → DuckDB, through sqlglot, with the fixes Athena parity needs.
 
-Every difference between the two engines that the lake's SQL touches is fixed
-here, once, in a subclass of sqlglot's DuckDB dialect; the ``.sql`` files stay
-plain Athena. What sqlglot already transpiles well (json_extract_scalar,
-from_unixtime, date_parse, try_cast, element_at, date_trunc, CROSS JOIN UNNEST,
-UNNEST WITH ORDINALITY, map_keys) is left to sqlglot and covered by the tests.
+Every difference between the two engines found by the corpus (tests/sql_corpus, the
+documented examples of Trino's functions) is fixed here, once, in a subclass of sqlglot's
+DuckDB dialect, with the help of DuckDB macros and Python functions that
+:mod:`lake.query.functions` defines; the ``.sql`` files stay plain Athena. What sqlglot
+already transpiles well (from_unixtime, date_parse, try_cast, element_at, date_trunc,
+CROSS JOIN UNNEST, UNNEST WITH ORDINALITY, map_keys) is left to sqlglot and covered by the
+corpus. What has no DuckDB equivalent is refused (:func:`to_duckdb`), never dropped.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from sqlglot.errors import ErrorLevel, ParseError, TokenError, UnsupportedError
 
 from lake.errors import QueryError
 
-#: DuckDB session settings that make it read SQL as Athena does: UTC session zone, and
-#: Trino's integer division (7 / 2 = 3; DuckDB's default gives a double).
-#: Trino's lambdas (``x -> x + 1``), which DuckDB 2 accepts only when asked to.
+#: DuckDB session settings that make it read SQL as Athena does: UTC session zone,
+#: Trino's integer division (7 / 2 = 3; DuckDB's default gives a double), and Trino's
+#: lambdas (``x -> x + 1``), which DuckDB 2 accepts only when asked to.
 SESSION_SETTINGS = ("SET TimeZone = 'UTC'", "SET integer_division = true",
                     "SET lambda_syntax = 'ENABLE_SINGLE_ARROW'")
 
@@ -73,7 +75,7 @@ def _jsonformat_sql(self: Any, expression: exp.JSONFormat) -> str:
 
 def _column_sql(self: Any, expression: exp.Column) -> str:
     # Athena's hidden "$path" column is DuckDB's `filename` (read_json/read_parquet) —
-    # the local engine exposes the raw table's object URL under that name.
+    # the local engine exposes each row's object URL under that name (lake.query.local).
     if expression.name == "$path":
         table = expression.args.get("table")
         return f"{self.sql(table)}.{PATH_COLUMN}" if table else PATH_COLUMN
