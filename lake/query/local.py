@@ -142,7 +142,7 @@ class LocalEngine:
         self._snapshots: dict[str, int] = {}  # registered time-travel relations
         self._lock = threading.RLock()
         self.iceberg = IcebergTables(settings, self.clients)
-        self.file_cache = FileCache(self._get_object, cache_bytes) if cache_bytes else None
+        self.file_cache = FileCache(self.filesystem, cache_bytes) if cache_bytes else None
 
     # -- catalog -----------------------------------------------------------------
     def refresh(self) -> None:
@@ -264,11 +264,6 @@ class LocalEngine:
 
     def _register_parquet(self, table: CatalogTable) -> None:
         self.con.register(table.name.lower(), self._cached(self._dataset(table)))
-
-    def _get_object(self, path: str) -> bytes:
-        """A data file (``bucket/key``, as pyarrow names it) through the storage door."""
-        bucket, _, key = path.partition("/")
-        return self.clients.store(bucket).get(key)
 
     def _cached(self, dataset: ds.Dataset) -> ds.Dataset:
         """A dataset of data files is scanned through the engine's file cache (lake.query.scan):

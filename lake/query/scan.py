@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+from pyarrow import fs as pafs
 
 #: Bytes of data files kept in memory per engine (compressed Parquet).
 DEFAULT_BUDGET = 1 << 30
@@ -34,12 +35,10 @@ FETCH_THREADS = 8
 
 
 class FileCache:
-    """Whole data files by path (``bucket/key``), least recently used dropped past ``budget``
-    bytes. ``fetch(path) -> bytes`` reads one file in one request (the engine passes the
-    storage door's GET; pyarrow's filesystem would ask for the size first)."""
+    """Whole data files by path, least recently used dropped past ``budget`` bytes."""
 
-    def __init__(self, fetch: Callable[[str], bytes], budget: int = DEFAULT_BUDGET, threads: int = FETCH_THREADS):
-        self.fetch = fetch
+    def __init__(self, filesystem: pafs.FileSystem, budget: int = DEFAULT_BUDGET, threads: int = FETCH_THREADS):
+        self.filesystem = filesystem
         self.budget = budget
         self.threads = threads
         self._files: OrderedDict[str, pa.Buffer] = OrderedDict()
@@ -74,7 +73,10 @@ class FileCache:
         return found
 
     def _fetch(self, path: str) -> pa.Buffer:
-        return pa.py_buffer(self.fetch(path))
+        # a random-access file learns its size first, then reads it whole in one request
+        # (a stream would read it in several)
+        with self.filesystem.open_input_file(path) as f:
+            return f.read_buffer()
 
     @property
     def size(self) -> int:
