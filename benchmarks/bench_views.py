@@ -7,8 +7,7 @@ computing the same results, on the same curated lake, in two layouts measured si
 - compacted: after the Glue jobs' compaction, files of up to 100,000 rows.
 
 Target: the local engine >= 5x the baseline on both layouts. Also reported: ``count(*)``
-over the table on a fresh engine (the cost of opening every file), and the local engine
-without its file cache (``LocalEngine(cache_bytes=0)``: every scan reads S3 again).
+over the table (the cost of opening every file).
 
     .venv/bin/python benchmarks/bench_views.py [--changes N] [--layout streamed|compacted|both] [--target 5]
 """
@@ -68,9 +67,8 @@ def baseline(settings: Settings, clients: Clients, path: str) -> tuple[int, int,
     return len(audit), len(current), checksum
 
 
-def local(settings: Settings, clients: Clients, cache_bytes: int | None = None) -> tuple[int, int, int]:
-    engine = LocalEngine(settings, clients) if cache_bytes is None else LocalEngine(
-        settings, clients, cache_bytes=cache_bytes)
+def local(settings: Settings, clients: Clients) -> tuple[int, int, int]:
+    engine = LocalEngine(settings, clients)
     audit = engine.query("SELECT * FROM audit_trail")
     current = engine.query("SELECT * FROM current_state")
     checksum = sum(len(v) for v in audit.column("new_value").to_pylist() if v is not None)
@@ -108,7 +106,6 @@ class Figures:
     layout: str
     files: int
     t_local: float
-    t_uncached: float
     t_base: float
     t_count: float
     ok: bool
@@ -144,21 +141,17 @@ def measure(aws: EmbeddedAWS, layout: str, table: pa.Table, n_changes: int) -> F
     got = local(settings, clients)
     t_local = time.perf_counter() - t0
     t0 = time.perf_counter()
-    uncached = local(settings, clients, cache_bytes=0)  # every scan reads S3 again
-    t_uncached = time.perf_counter() - t0
-    t0 = time.perf_counter()
     want = baseline(settings, clients, f"s3://{base}/")
     t_base = time.perf_counter() - t0
-    ok = got == want == uncached and counted == table.num_rows
+    ok = got == want and counted == table.num_rows
     print(f"[{layout}] count(*):                  {t_count:7.2f} s  ({counted:,} rows; "
           f"{1000 * t_count / max(files, 1):.2f} ms per file)")
     print(f"[{layout}] local engine (DuckDB):      {t_local:7.2f} s  audit rows {got[0]:,}  current {got[1]:,}")
-    print(f"[{layout}] ... without its file cache: {t_uncached:7.2f} s")
     print(f"[{layout}] awswrangler + pandas:       {t_base:7.2f} s  audit rows {want[0]:,}  current {want[1]:,}")
     print(f"[{layout}] speed-up: {t_base / t_local:.1f}x; {n_changes / t_local:,.0f} changes/s locally")
     if not ok:
         print(f"[{layout}] MISMATCH: local {got} (count {counted:,}) != baseline {want} ({table.num_rows:,} rows)")
-    return Figures(layout, files, t_local, t_uncached, t_base, t_count, ok)
+    return Figures(layout, files, t_local, t_base, t_count, ok)
 
 
 def main() -> int:
@@ -174,8 +167,7 @@ def main() -> int:
     dupes = redeliver(unique, fraction=0.05)
     # arrival order: the redelivered copies come in later batches, as in the pipeline
     table = pa.concat_tables([curated_table(unique), curated_table(dupes)])
-    print(f"lake: {len(unique):,} changes + {len(dupes):,} duplicates (generated in {time.perf_counter() - t0:.1f} s)",
-          flush=True)
+    print(f"lake: {len(unique):,} changes + {len(dupes):,} duplicates (generated in {time.perf_counter() - t0:.1f} s)")
 
     figures = []
     with EmbeddedAWS(port=0) as aws:
@@ -185,11 +177,9 @@ def main() -> int:
             figures.append(measure(aws, layout, table, args.changes))
 
     print()
-    print(f"{'layout':10} {'files':>8} {'count(*)':>9} {'local':>8} {'baseline':>9} {'ratio':>6}"
-          f" {'local, no cache':>16} {'ratio':>6}")
+    print(f"{'layout':10} {'files':>8} {'count(*)':>9} {'local':>8} {'baseline':>9} {'ratio':>6}")
     for f in figures:
-        print(f"{f.layout:10} {f.files:8,} {f.t_count:8.2f}s {f.t_local:7.2f}s {f.t_base:8.2f}s {f.ratio:5.1f}x"
-              f" {f.t_uncached:15.2f}s {f.t_base / f.t_uncached:5.1f}x")
+        print(f"{f.layout:10} {f.files:8,} {f.t_count:8.2f}s {f.t_local:7.2f}s {f.t_base:8.2f}s {f.ratio:5.1f}x")
     failed = [f for f in figures if not f.ok]
     missed = [f for f in figures if f.ratio < args.target]
     if failed:

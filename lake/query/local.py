@@ -33,7 +33,6 @@ from lake.aws.storage import s3_filesystem
 from lake.errors import NotFoundError, QueryError
 from lake.query import dialect, functions, guard
 from lake.query.jsontext import members
-from lake.query.scan import DEFAULT_BUDGET, CachedDataset, FileCache
 from lake.query.sqlfiles import View, load_views, queries_dir
 from lake.settings import Settings
 
@@ -110,8 +109,7 @@ class LocalEngine:
     """DuckDB over the lake. ``query(sql) -> pyarrow.Table``.
 
     ``filesystem`` replaces pyarrow's S3 filesystem (tests wrap it to count opened
-    files); ``views_dir`` replaces ``athena_queries/views``; ``cache_bytes`` bounds the
-    data files kept in memory once read (0: every scan reads S3 again).
+    files); ``views_dir`` replaces ``athena_queries/views``.
     """
 
     name = "local"
@@ -123,7 +121,6 @@ class LocalEngine:
         filesystem: pafs.FileSystem | None = None,
         views_dir: Path | None = None,
         threads: int | None = None,
-        cache_bytes: int = DEFAULT_BUDGET,
     ) -> None:
         self.settings = settings
         self.clients = clients or Clients(settings)
@@ -142,7 +139,6 @@ class LocalEngine:
         self._snapshots: dict[str, int] = {}  # registered time-travel relations
         self._lock = threading.RLock()
         self.iceberg = IcebergTables(settings, self.clients)
-        self.file_cache = FileCache(self.filesystem, cache_bytes) if cache_bytes else None
 
     # -- catalog -----------------------------------------------------------------
     def refresh(self) -> None:
@@ -161,7 +157,7 @@ class LocalEngine:
                 if table.format == "parquet":
                     self._register_parquet(table)
                 elif table.format == "iceberg":
-                    self.con.register(table.name.lower(), self._cached(self._iceberg_dataset(table.name, None)))
+                    self.con.register(table.name.lower(), self._iceberg_dataset(table.name, None))
             self._raw_loaded = False
             self._create_views()
             self._loaded = True
@@ -229,7 +225,7 @@ class LocalEngine:
             snapshot_id = self._snapshot_for(table.name, version)
             relation = f"{name}__snapshot_{snapshot_id}"
             if relation not in self._snapshots:
-                self.con.register(relation, self._cached(self._iceberg_dataset(table.name, snapshot_id)))
+                self.con.register(relation, self._iceberg_dataset(table.name, snapshot_id))
                 self._snapshots[relation] = snapshot_id
             alias = node.alias or node.name
             node.set("version", None)
@@ -263,16 +259,7 @@ class LocalEngine:
         return rows[0][0] if rows else None
 
     def _register_parquet(self, table: CatalogTable) -> None:
-        self.con.register(table.name.lower(), self._cached(self._dataset(table)))
-
-    def _cached(self, dataset: ds.Dataset) -> ds.Dataset:
-        """A dataset of data files is scanned through the engine's file cache (lake.query.scan):
-        each file fetched once, whole, and only when a scan needs it."""
-        if self.file_cache is None or not isinstance(dataset, ds.FileSystemDataset):
-            return dataset
-        if not isinstance(dataset.format, ds.ParquetFileFormat):
-            return dataset
-        return CachedDataset.wrap(dataset, self.file_cache)
+        self.con.register(table.name.lower(), self._dataset(table))
 
     def _create_views(self) -> None:
         self.views, self.view_errors = {}, {}

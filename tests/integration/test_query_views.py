@@ -257,28 +257,3 @@ def test_dt_predicate_prunes_partitions(settings: Settings, clients: Clients, re
     assert opened_days == {day}
     full = LocalEngine(settings, clients).query(f"SELECT count(*) AS n FROM {relation}").column("n")[0].as_py()
     assert full > n
-
-
-def test_each_data_file_is_read_once_per_engine(settings: Settings, clients: Clients,
-                                                workload: tuple[list[Delivered], list[Delivered]],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """The consumer's many small files: fetched whole, once, when a scan first needs them."""
-    unique, dupes = workload
-    build_lake(settings, clients, unique, dupes)
-    files = {o["Key"] for o in clients.s3.list_objects_v2(Bucket=settings.bucket)["Contents"]
-             if o["Key"].endswith(".parquet")}
-    assert len(files) > 10
-    engine = LocalEngine(settings, clients)
-    engine.query("SELECT 1")
-    served = count_object_reads(monkeypatch)
-    audit = engine.query("SELECT count(*) AS n FROM audit_trail").column("n")[0].as_py()
-    assert set(served) == files
-    served.clear()
-    assert engine.query("SELECT count(*) AS n FROM current_state").column("n")[0].as_py() > 0
-    assert engine.query("SELECT count(*) AS n FROM audit_trail").column("n")[0].as_py() == audit
-    assert served == []
-    uncached = LocalEngine(settings, clients, cache_bytes=0)
-    for _ in range(2):  # without the cache, every scan reads every file again
-        served.clear()
-        assert uncached.query("SELECT count(*) AS n FROM audit_trail").column("n")[0].as_py() == audit
-        assert {k for k in served if k.endswith(".parquet")} == files
