@@ -8,7 +8,7 @@ DuckDB, on the embedded AWS.
 
 Locally: ``dialect`` turns Athena SQL into DuckDB SQL, ``functions`` prepares and locks the
 DuckDB session (Trino's functions as macros and Python functions from ``trino``), ``guard``
-refuses what the local engine must not or cannot run (naming it, pointing at docs/SQL.md),
-``scan`` reads each data file once. docs/SQL.md, generated from the corpus in
+refuses what the local engine must not or cannot run (naming it, pointing at docs/SQL.md).
+docs/SQL.md, generated from the corpus in
 ``tests/sql_corpus``, says what runs locally with Athena's answer.
 """
