@@ -12,7 +12,9 @@ created, transpiled by :mod:`lake.query.dialect`.
 from __future__ import annotations
 
 import gzip
+import json
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,13 +27,13 @@ from pyarrow import fs as pafs
 from sqlglot import exp
 
 from lake.archive import line as line_format
-from lake.aws.catalog import CatalogTable, IcebergTables
+from lake.aws.catalog import CatalogTable, IcebergTables, arrow_type, glue_type
 from lake.aws.clients import Clients
 from lake.aws.storage import s3_filesystem
 from lake.errors import NotFoundError, QueryError
-from lake.query import dialect
-from lake.query.jsontext import member_text
-from lake.query.sqlfiles import View, load_views
+from lake.query import dialect, functions, guard
+from lake.query.jsontext import members
+from lake.query.sqlfiles import View, load_views, queries_dir
 from lake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,34 +41,6 @@ log = logging.getLogger(__name__)
 RAW_TABLE = "raw_changes"
 # the raw line's envelope fields (lake.archive.line.FIELDS) as Athena's struct sees them
 _ENVELOPE_ARROW = {"string": pa.string(), "digits": pa.string(), "integer": pa.int64(), "boolean": pa.bool_()}
-
-# DuckDB renders a member by re-serialising it, which can round a non-integer number
-# (through a double) or drop a trailing zero. Its text is kept when it provably equals
-# the original literal: no digit followed by '.', 'e' or 'E' in it, or the document
-# holds exactly `"name":<text>` followed by ',' or '}' (compact JSON, as the curated
-# zone writes). Otherwise, and for names a DuckDB JSON path cannot spell, Python slices
-# the original text (lake.query.jsontext).
-_MEMBER_MACRO = f"""
-CREATE OR REPLACE MACRO {dialect.JSON_MEMBER_FUNCTION}(doc, name) AS (
-  CASE
-    WHEN doc IS NULL OR name IS NULL THEN NULL
-    WHEN contains(name, '"') OR contains(name, '\\') THEN lake_json_member_exact(doc, name)
-    ELSE lake_json_member_checked(doc, name, CAST(json_extract(doc, '$."' || name || '"') AS VARCHAR))
-  END
-)
-"""
-_CHECKED_MACRO = """
-CREATE OR REPLACE MACRO lake_json_member_checked(doc, name, fast) AS (
-  CASE
-    WHEN fast IS NULL THEN NULL
-    WHEN NOT regexp_matches(fast, '[0-9][.eE]') THEN fast
-    WHEN contains(doc, '"' || name || '":' || fast || ',') THEN fast
-    WHEN ends_with(doc, '"' || name || '":' || fast || '}') THEN fast
-    ELSE lake_json_member_exact(doc, name)
-  END
-)
-"""
-
 
 def athena_schema(schema: pa.Schema) -> pa.Schema:
     """The columns as Athena shows them: its ``timestamp`` has no zone, so the lake's UTC instants
@@ -84,6 +58,40 @@ def _zone_less(t: pa.DataType) -> pa.DataType:
     if pa.types.is_map(t):
         return pa.map_(_zone_less(t.key_type), _zone_less(t.item_type))
     return t
+
+
+def raw_record_type(directory: Path | None = None) -> pa.DataType:
+    """The type of ``raw_changes.record`` as the Athena DDL declares it
+    (``athena_queries/ddl/raw_changes.sql``): one declaration for both engines."""
+    path = (directory or queries_dir()) / "ddl" / f"{RAW_TABLE}.sql"
+    for statement in dialect.parse(path.read_text()):
+        for column in statement.find_all(exp.ColumnDef):
+            if column.name == "record":
+                return arrow_type(column.args["kind"].sql(dialect="hive"))
+    raise QueryError(f"{path}: no `record` column")
+
+
+def openx_value(text: str, t: pa.DataType) -> Any:
+    """A JSON value as the OpenX JSON SerDe reads it into a column of type ``t``: struct
+    fields matched case-insensitively, an object or number read into a ``string`` column
+    as its JSON text (exact, never through a double)."""
+    if text == "null":
+        return None
+    if pa.types.is_struct(t):
+        if not text.startswith("{"):
+            return None
+        found = {k.lower(): v for k, v in members(text).items()}
+        return {f.name: (openx_value(found[f.name], f.type) if f.name in found else None) for f in t}
+    if pa.types.is_string(t):
+        return json.loads(text) if text.startswith('"') else text
+    scalar = json.loads(text)
+    if pa.types.is_boolean(t):
+        return scalar if isinstance(scalar, bool) else str(scalar).lower() == "true"
+    if pa.types.is_integer(t):
+        return int(scalar)
+    if pa.types.is_floating(t):
+        return float(scalar)
+    return scalar
 
 
 def _strip_scheme(url: str) -> str:
@@ -119,16 +127,10 @@ class LocalEngine:
         self.filesystem = filesystem or s3_filesystem(settings)
         self.views_dir = views_dir
         self.con = duckdb.connect()
-        for statement in dialect.SESSION_SETTINGS:
-            self.con.execute(statement)
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
-        self.con.create_function(
-            "lake_json_member_exact", member_text, ["VARCHAR", "VARCHAR"], "VARCHAR",
-            side_effects=False,
-        )
-        self.con.execute(_CHECKED_MACRO)
-        self.con.execute(_MEMBER_MACRO)
+        functions.prepare(self.con)
+        functions.lock_down(self.con)
         self.tables: dict[str, CatalogTable] = {}
         self.views: dict[str, View] = {}
         self.view_errors: dict[str, str] = {}
@@ -289,6 +291,7 @@ class LocalEngine:
         columns: dict[str, list[Any]] = {
             "lake": [], "record": [], "table": [], "dt": [], "hour": [], "filename": []
         }
+        record_type = raw_record_type()
         for info in sorted(infos, key=lambda i: i.path):
             if info.type != pafs.FileType.File or not info.path.endswith(".json.gz"):
                 continue
@@ -303,7 +306,7 @@ class LocalEngine:
                 except line_format.MalformedLineError as e:
                     raise QueryError(f"raw object s3://{info.path}: {e}") from None
                 columns["lake"].append(lake)
-                columns["record"].append(record.decode())
+                columns["record"].append(openx_value(record.decode(), record_type))
                 columns["table"].append(parts.get("table"))
                 columns["dt"].append(parts.get("dt"))
                 hour = parts.get("hour")
@@ -312,7 +315,7 @@ class LocalEngine:
         lake_type = pa.struct([(f.name, _ENVELOPE_ARROW[f.kind]) for f in line_format.FIELDS])
         arrow = pa.table({
             "lake": pa.array(columns["lake"], lake_type),
-            "record": pa.array(columns["record"], pa.string()),
+            "record": pa.array(columns["record"], record_type),
             "table": pa.array(columns["table"], pa.string()),
             "dt": pa.array(columns["dt"], pa.string()),
             "hour": pa.array(columns["hour"], pa.int32()),
@@ -329,22 +332,113 @@ class LocalEngine:
         """Run one Athena SQL statement (``?`` placeholders bound to ``params``)."""
         if not self._loaded:
             self.refresh()
+        shown = self._show(sql)
+        if shown is not None:
+            return shown
+        guard.check_text(sql)
         statements = dialect.parse(sql)
         if len(statements) != 1:
             raise QueryError(f"expected one SQL statement, got {len(statements)}")
         statement = statements[0]
+        guard.check(statement)
         self._check_tables(statement)
         with self._lock:
             self._bind_versions(statement)
+            self._bind_paths(statement)
+            self._typed_rewrites(statement)
             local_sql = dialect.to_duckdb(statement)
             try:
                 relation = self.con.sql(local_sql, params=list(params) if params else None)
-                if relation is None:  # a statement without rows (CREATE VIEW, ...)
+                if relation is None:  # a statement without rows
                     return pa.table({})
                 result = relation.to_arrow_table()
             except duckdb.Error as e:
-                raise QueryError(f"{type(e).__name__}: {e}") from None
-        return result if isinstance(result, pa.Table) else pa.Table.from_batches(result)
+                raise guard.translate_duckdb_error(str(e)) from None
+        table = result if isinstance(result, pa.Table) else pa.Table.from_batches(result)
+        return _trino_column_names(table)
+
+    # -- SHOW / DESCRIBE ---------------------------------------------------------------
+    def _show(self, sql: str) -> pa.Table | None:
+        """Athena's ``SHOW TABLES [IN db] [LIKE 'regex']``, ``SHOW VIEWS``, ``SHOW COLUMNS
+        FROM t``, ``SHOW DATABASES`` and ``DESCRIBE t``, answered from the catalog."""
+        found = _SHOW.fullmatch(sql.strip().rstrip(";").strip())
+        if found is None:
+            return None
+        m = _ShowMatch(found)
+        what = (m.group("what") or "").lower()
+        db = m.group("db")
+        if db and db.strip('"`').lower() != self.settings.glue_database.lower():
+            raise QueryError(f"unknown database {db!r}")
+        if what in ("databases", "schemas"):
+            return pa.table({"database_name": [self.settings.glue_database]})
+        if what in ("tables", "views"):
+            names = sorted(self.views) if what == "views" else sorted(self.known_relations())
+            pattern = m.group("like")
+            if pattern is not None:
+                regex = re.compile("|".join(p.strip().replace("*", ".*") for p in pattern.split("|")), re.I)
+                names = [n for n in names if regex.fullmatch(n)]
+            return pa.table({"tab_name": pa.array(names, pa.string())})
+        table = (m.group("table") or "").strip('"`')
+        if "." in table:
+            table = table.rsplit(".", 1)[1].strip('"`')
+        described = self.query(f'SELECT * FROM "{table}" LIMIT 0')
+        if what == "columns":
+            return pa.table({"field": pa.array(described.column_names, pa.string())})
+        return pa.table({
+            "col_name": pa.array(described.column_names, pa.string()),
+            "data_type": pa.array([_glue_type_text(f.type) for f in described.schema], pa.string()),
+        })
+
+    # -- "$path" on curated tables ----------------------------------------------------
+    def _bind_paths(self, statement: exp.Expression) -> None:
+        """Athena's hidden ``"$path"`` column on a curated table: the table is read with the
+        object URL of each row's data file (DuckDB's ``filename``), as a relation of its own."""
+        if not any(c.name == "$path" for c in statement.find_all(exp.Column)):
+            return
+        for node in list(statement.find_all(exp.Table)):
+            name = node.name.lower()
+            table = self.tables.get(name)
+            if table is None or (node.this is not None and isinstance(node.this, exp.Func)):
+                continue
+            relation = f"{name}__with_path"
+            if table.format == "iceberg":
+                dataset = self._iceberg_dataset(table.name, self._snapshots.get(name))
+            else:
+                dataset = self._dataset(table)
+            self.con.register(relation, _with_path(dataset))
+            alias = node.alias or node.name
+            node.set("this", exp.to_identifier(relation))
+            node.set("alias", exp.TableAlias(this=exp.to_identifier(alias)))
+
+    # -- argument types DuckDB must be asked about ---------------------------------------
+    def _argument_type(self, node: exp.Expression, argument: exp.Expression) -> str | None:
+        """DuckDB's type of ``argument`` where ``node`` sits (its enclosing SELECT's FROM), or
+        None when DuckDB cannot say (the query itself will then report the problem)."""
+        select = node.find_ancestor(exp.Select)
+        probe = select.copy() if select is not None else exp.select("1")
+        for key in ("group", "having", "order", "limit", "offset", "qualify", "distinct", "windows"):
+            probe.set(key, None)
+        probe.set("expressions", [argument.copy()])
+        try:
+            described = self.con.execute("DESCRIBE " + dialect.to_duckdb(probe)).fetchall()
+        except (duckdb.Error, QueryError):
+            return None
+        return str(described[0][1]).upper() if described else None
+
+    def _typed_rewrites(self, statement: exp.Expression) -> None:
+        """Trino functions whose DuckDB spelling depends on the argument's type:
+        ``approx_percentile`` of a decimal is a double in Trino (DuckDB would show the
+        sketch's floating-point noise as decimal digits); ``cardinality`` of a map;
+        ``reverse`` of an array."""
+        for node in list(statement.find_all(exp.ApproxQuantile)):
+            if (self._argument_type(node, node.this) or "").startswith("DECIMAL"):
+                node.set("this", exp.cast(node.this.copy(), "double"))
+        for size in list(statement.find_all(exp.ArraySize)):
+            if (self._argument_type(size, size.this) or "").startswith("MAP"):
+                size.meta["lake_map"] = True
+        for reverse in list(statement.find_all(exp.Reverse)):
+            if (self._argument_type(reverse, reverse.this) or "").endswith("]"):
+                reverse.meta["lake_list"] = True
 
     def _check_tables(self, statement: exp.Expression) -> None:
         known = self.known_relations()
@@ -372,6 +466,59 @@ class LocalEngine:
 
     def close(self) -> None:
         self.con.close()
+
+
+_SHOW = re.compile(
+    r"(?:show\s+(?P<what>tables|views|databases|schemas)(?:\s+(?:in|from)\s+(?P<db>[\w\"`]+))?"
+    r"(?:\s+(?:like\s+)?'(?P<like>[^']*)')?"
+    r"|show\s+(?P<what2>columns)\s+(?:in|from)\s+(?P<table2>[\w\"`.]+)"
+    r"|(?P<what3>describe|desc)\s+(?P<table3>[\w\"`.]+))",
+    re.IGNORECASE,
+)
+
+
+class _ShowMatch:
+    """One shape for the three alternatives of ``_SHOW``."""
+
+    def __init__(self, m: re.Match[str]) -> None:
+        self.m = m
+
+    def group(self, name: str) -> str | None:
+        m = self.m
+        if name == "what":
+            return m.group("what") or m.group("what2") or ("describe" if m.group("what3") else None)
+        if name == "table":
+            return m.group("table2") or m.group("table3")
+        return m.group(name)
+
+
+def _trino_column_names(table: pa.Table) -> pa.Table:
+    """Unnamed result columns are ``_col<position>`` (Trino's names)."""
+    names = table.column_names
+    if not any(n.startswith(dialect.UNNAMED_PREFIX) for n in names):
+        return table
+    return table.rename_columns([f"_col{i}" if n.startswith(dialect.UNNAMED_PREFIX) else n
+                                 for i, n in enumerate(names)])
+
+
+def _with_path(dataset: ds.Dataset) -> pa.Table:
+    """The rows of ``dataset`` with the ``s3://`` URL of each row's data file (Athena's "$path")."""
+    parts = []
+    for fragment in dataset.get_fragments():
+        rows = fragment.to_table(schema=dataset.schema)
+        path = getattr(fragment, "path", None)
+        url = pa.array([f"s3://{path}" if path else None] * rows.num_rows, pa.string())
+        parts.append(rows.append_column(dialect.PATH_COLUMN, url))
+    if not parts:
+        return dataset.schema.empty_table().append_column(dialect.PATH_COLUMN, pa.array([], pa.string()))
+    return pa.concat_tables(parts)
+
+
+def _glue_type_text(t: pa.DataType) -> str:
+    try:
+        return glue_type(t)
+    except ValueError:
+        return str(t)
 
 
 def _at(node: exp.Expression) -> str:

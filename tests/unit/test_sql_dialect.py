@@ -8,14 +8,13 @@ import duckdb
 import pytest
 
 from lake.errors import QueryError
-from lake.query import dialect
+from lake.query import dialect, functions
 from lake.query.jsontext import member_text, members
 
 
 def run(sql: str, con: duckdb.DuckDBPyConnection | None = None) -> list[tuple[object, ...]]:
     con = con or duckdb.connect()
-    for statement in dialect.SESSION_SETTINGS:
-        con.execute(statement)
+    functions.prepare(con)
     (local,) = dialect.transpile(sql)
     return con.execute(local).fetchall()
 
@@ -56,8 +55,10 @@ def test_cross_join_unnest_becomes_a_projection_with_the_same_rows() -> None:
 
 
 def test_path_column_is_duckdb_filename() -> None:
-    (local,) = dialect.transpile('SELECT "$path", r."$path" FROM raw_changes AS r')
-    assert local == f"SELECT {dialect.PATH_COLUMN}, r.{dialect.PATH_COLUMN} FROM raw_changes AS r"
+    (local,) = dialect.transpile('SELECT "$path", r."$path" FROM raw_changes AS r WHERE "$path" > \'\'')
+    # the result column keeps Athena's name
+    assert local == (f'SELECT {dialect.PATH_COLUMN} AS "$path", r.{dialect.PATH_COLUMN} AS "$path" '
+                     f"FROM raw_changes AS r WHERE {dialect.PATH_COLUMN} > ''")
 
 
 def test_json_member_idiom_becomes_the_exact_macro() -> None:

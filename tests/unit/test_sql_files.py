@@ -10,6 +10,7 @@ import pytest
 import sqlglot
 
 from lake.errors import ConfigError
+from lake.query import functions
 from lake.query.dialect import transpile
 from lake.query.sqlfiles import all_sql_files, load_views, queries_dir, render
 from lake.settings import Settings
@@ -34,6 +35,7 @@ def test_parses_with_sqlglot_athena(path: Path) -> None:
                          ids=lambda p: p.relative_to(queries_dir()).as_posix())
 def test_dml_transpiles_to_sql_duckdb_can_plan(path: Path) -> None:
     con = duckdb.connect()
+    functions.prepare(con)
     # empty stand-ins with the contract's columns, so DuckDB binds every name
     con.execute("""CREATE TABLE changes (event_id VARCHAR, event_name VARCHAR, event_time TIMESTAMP,
         sequence_number VARCHAR, shard_id VARCHAR, source_sequence_number VARCHAR, keys VARCHAR, key VARCHAR,
@@ -42,7 +44,6 @@ def test_dml_transpiles_to_sql_duckdb_can_plan(path: Path) -> None:
     con.execute("""CREATE TABLE raw_changes (lake STRUCT("table" VARCHAR, key VARCHAR, seq VARCHAR, t BIGINT,
         event VARCHAR, id VARCHAR, ttl BOOLEAN), record VARCHAR, "table" VARCHAR, dt VARCHAR, hour INTEGER,
         filename VARCHAR)""")
-    con.execute("CREATE MACRO lake_json_member(doc, name) AS json_extract(doc, '$.\"' || name || '\"')::VARCHAR")
     for view in load_views(Settings()):
         con.execute(transpile(view.sql)[0])
     sql = transpile(render(path.read_text(), {"actor_attribute": "updated_by"}))[0]
