@@ -409,8 +409,8 @@ def _patch_kinesis_routing() -> None:
     """After ``SplitShard`` or ``MergeShards`` a record goes to the open shard covering its hash key,
     as on AWS; moto picks the first shard whose range covers it, the closed parent included, so
     a record put after a split lands in a shard its readers have finished (found by `make soak`:
-    re-driven changes never reached the curated zone). moto's split and merge put the parent's
-    own records again: those stay in the parent, as moto does."""
+    re-driven changes never reached the curated zone), and a split or merge leaves the parents'
+    records as they were (moto renumbers them)."""
     from moto.kinesis.models import Stream
 
     original = Stream.get_shard_for_key
@@ -424,12 +424,20 @@ def _patch_kinesis_routing() -> None:
         return next((s for s in self.shards.values() if s.is_open and s.starting_hash <= key < s.ending_hash), shard)
 
     def resharding(method: Any) -> Any:
+        # moto empties the parent and puts its records again, numbered from 1: positions a reader
+        # checkpointed would then point past records it never read. On AWS a closed parent keeps
+        # its records and their sequence numbers; so do we.
         def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
+            kept = {shard_id: shard.records for shard_id, shard in self.shards.items() if shard.is_open}
             _LOCAL.resharding = True
             try:
                 return method(self, *args, **kwargs)
             finally:
                 _LOCAL.resharding = False
+                for shard_id, records in kept.items():
+                    shard = self.shards.get(shard_id)
+                    if shard is not None and not shard.is_open:
+                        shard.records = records
         return wrapped
 
     Stream.get_shard_for_key = get_shard_for_key  # type: ignore[method-assign]

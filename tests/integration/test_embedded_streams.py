@@ -246,3 +246,26 @@ def test_records_put_after_a_kinesis_split_go_to_the_open_children(clients: Clie
     assert shards == children  # both children, never the parent
     one = k.put_record(StreamName="split-me", Data=b"y", PartitionKey="z", ExplicitHashKey=str(hi - 1))
     assert one["ShardId"] in children
+
+
+def test_a_kinesis_split_leaves_the_parents_records_and_their_sequence_numbers(clients: Clients) -> None:
+    k = clients.kinesis
+    k.create_stream(StreamName="keep-me", ShardCount=1)
+    parent = k.list_shards(StreamName="keep-me")["Shards"][0]
+    put = k.put_records(StreamName="keep-me", Records=[{"Data": str(i).encode(), "PartitionKey": f"p{i}"}
+                                                      for i in range(5)])
+    before = [r["SequenceNumber"] for r in put["Records"]]
+
+    def parent_records() -> list[dict[str, Any]]:
+        it = k.get_shard_iterator(StreamName="keep-me", ShardId=parent["ShardId"],
+                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        return list(k.get_records(ShardIterator=it)["Records"])
+
+    arrived = [r["ApproximateArrivalTimestamp"] for r in parent_records()]
+    time.sleep(1.1)
+    k.split_shard(StreamName="keep-me", ShardToSplit=parent["ShardId"], NewStartingHashKey=str(2**127))
+    after = parent_records()
+    assert [r["SequenceNumber"] for r in after] == before
+    assert [r["Data"] for r in after] == [str(i).encode() for i in range(5)]
+    # the same records, not copies put again at the split (moto's, numbered from 1 again)
+    assert [r["ApproximateArrivalTimestamp"] for r in after] == arrived
