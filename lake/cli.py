@@ -22,7 +22,8 @@ from lake.settings import Settings
 log = logging.getLogger("lake")
 
 # Subcommands contributed by stages, imported only if the stage exists.
-PLUGINS = ("lake.query.command", "lake.replay.command", "lake.curate.command", "lake.redrive.command")
+PLUGINS = ("lake.query.command", "lake.replay.command", "lake.curate.command", "lake.redrive.command",
+           "lake.dashboard.command")
 
 
 def common_parser() -> argparse.ArgumentParser:
