@@ -68,6 +68,8 @@ def figure(v: Visual, rows: list[Row]) -> go.Figure:
         barmode="stack" if v.kind == "stacked_bar" else "group", legend={"orientation": "h", "y": -0.25},
         xaxis_title=v.x, yaxis_title=v.y,
     )
+    if v.kind != "line":
+        fig.update_xaxes(type="category")  # a dt or a value is a label, never a point in time
     if v.top is not None:
         fig.update_xaxes(categoryorder="total descending")
     return fig
@@ -119,11 +121,12 @@ def _health(data: DashboardData) -> str:
               "unknown" if h.dead_letter_depth is None else str(h.dead_letter_depth)),
         _tile("quarantined", "quarantined records", h.quarantined, str(h.quarantined)),
     ]
-    return f'<section class="card wide" data-visual="health"><h2>Pipeline health</h2><div class="tiles">{"".join(tiles)}</div></section>'
+    return ('<section class="card wide" data-visual="health"><h2>Pipeline health</h2>'
+            f'<div class="tiles">{"".join(tiles)}</div></section>')
 
 
 def _duration(seconds: float) -> str:
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 120:
         return f"{seconds:.1f} s"
     if s < 7200:

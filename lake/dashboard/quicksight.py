@@ -217,7 +217,8 @@ def lag_visuals() -> list[dict[str, Any]]:
     def kpi(visual_id: str, title: str, column: str, aggregation: str) -> dict[str, Any]:
         return {"KPIVisual": {"VisualId": visual_id, "Title": _title(title), "ChartConfiguration": {
             "FieldWells": {"Values": [{"NumericalMeasureField": {
-                "FieldId": f"{visual_id}.{column}", "Column": {"DataSetIdentifier": "pipeline_lag", "ColumnName": column},
+                "FieldId": f"{visual_id}.{column}",
+                "Column": {"DataSetIdentifier": "pipeline_lag", "ColumnName": column},
                 "AggregationFunction": {"SimpleNumericalAggregation": aggregation}}}]}}}}
 
     return [kpi("pipeline_lag_seconds", "Lag: newest change → now (s)", "lag_seconds", "MAX"),

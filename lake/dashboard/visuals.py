@@ -86,7 +86,8 @@ VISUALS: tuple[Visual, ...] = (
                  "actor")),
     Visual("pipeline_lag", "Newest change in the lake", "pipeline_lag", "kpi",
            _cols("newest_change_time:DATETIME", "changes:INTEGER"), y="changes", sheet="health"),
-    Visual("files_per_partition", "Data files per partition of `changes`", "athena_only/files_per_partition", "stacked_bar",
+    Visual("files_per_partition", "Data files per partition of `changes`", "athena_only/files_per_partition",
+           "stacked_bar",
            _cols("table_name", "dt", "files:INTEGER", "records:INTEGER"), x="dt", y="files", color="table_name",
            sheet="health", athena_only=True),
 )
