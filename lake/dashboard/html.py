@@ -68,7 +68,9 @@ def figure(v: Visual, rows: list[Row]) -> go.Figure:
         barmode="stack" if v.kind == "stacked_bar" else "group", legend={"orientation": "h", "y": -0.25},
         xaxis_title=v.x, yaxis_title=v.y,
     )
-    if v.kind != "line":
+    if v.kind == "line":
+        fig.update_xaxes(tickformat="%Y-%m-%d %H:%M")
+    else:
         fig.update_xaxes(type="category")  # a dt or a value is a label, never a point in time
     if v.top is not None:
         fig.update_xaxes(categoryorder="total descending")
