@@ -2,7 +2,8 @@
 
 A thread rebuilds the page (``lake.dashboard``) when the lake moved (the ``changes`` table's
 snapshot, the dead-letter depth or the quarantine changed) and at least every ``max_age_s`` (the lag
-tile ages), looking every ``interval_s`` seconds, or four times as long as the last build took. The page polls ``/version`` and reloads when it changes.
+tile ages), looking every ``interval_s`` seconds, or four times as long as the last build took.
+The page polls ``/version`` and reloads when it changes.
 """
 
 from __future__ import annotations

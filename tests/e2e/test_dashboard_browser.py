@@ -62,8 +62,7 @@ def expected_points(v: Visual, rows: list[dict[str, Any]]) -> dict[str, dict[str
             for x, y in p.items():
                 totals[x] += y
         keep = sorted(totals, key=lambda x: (-totals[x], x))[: v.top]
-        points = defaultdict(lambda: defaultdict(int),
-                             {s: defaultdict(int, {x: y for x, y in p.items() if x in keep}) for s, p in points.items()})
+        return {s: kept for s, p in points.items() if (kept := {x: y for x, y in p.items() if x in keep})}
     return {s: dict(p) for s, p in points.items() if p}
 
 
