@@ -3,7 +3,8 @@
 A thread rebuilds the page (``lake.dashboard``) when the lake moved (the ``changes`` table's
 snapshot, the dead-letter depth or the quarantine changed) and at least every ``max_age_s`` (the lag
 tile ages), looking every ``interval_s`` seconds, or four times as long as the last build took.
-The page polls ``/version`` and reloads when it changes.
+The page polls ``/version`` and reloads when it changes. Nothing is built while nobody watches (no
+request for ``idle_s`` seconds): an unwatched ``lake up`` (a soak, a test) does no work for the page.
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ class DashboardServer:
     """Serve the dashboard of the lake at ``settings`` on ``127.0.0.1:port`` (0: any free port)."""
 
     def __init__(self, settings: Settings, port: int = 0, interval_s: float = 2.0, max_age_s: float = 30.0,
-                 clients: Clients | None = None, clock: Clock | None = None) -> None:
+                 clients: Clients | None = None, clock: Clock | None = None, idle_s: float = 60.0) -> None:
         self.settings = settings
         self.clients = clients or Clients(settings)
         self.clock = clock or SystemClock()
-        self.interval_s, self.max_age_s = interval_s, max_age_s
+        self.interval_s, self.max_age_s, self.idle_s = interval_s, max_age_s, idle_s
+        self._watched_at: float | None = None  # the last request for the page or its version
+        self._watched = threading.Event()
         self.version = 0
         self.page = _WAITING
         self.data: DashboardData | None = None
@@ -51,6 +54,9 @@ class DashboardServer:
                 path = self.path.split("?", 1)[0]
                 with server._lock:
                     page, version = server.page, server.version
+                    if path in ("/", "/index.html", "/version"):
+                        server._watched_at = server.clock.monotonic()
+                        server._watched.set()
                 if path in ("/", "/index.html"):
                     self._send(200, "text/html; charset=utf-8", page.encode())
                 elif path == "/version":
@@ -122,8 +128,20 @@ class DashboardServer:
         self._state, self._built_at = state, self.clock.monotonic()
         return True
 
+    def watched(self) -> bool:
+        with self._lock:
+            return self._watched_at is not None and self.clock.monotonic() - self._watched_at < self.idle_s
+
     def _run(self) -> None:
         while True:
+            if not self.watched():
+                self._watched.clear()
+                # wait for a viewer (a request sets the event) or the stop
+                while not self._watched.wait(0.5):
+                    if self._stop.is_set():
+                        return
+                if self._stop.is_set():
+                    return
             started = self.clock.monotonic()
             try:
                 self.refresh()

@@ -4,6 +4,7 @@ is served on loopback with its version."""
 
 from __future__ import annotations
 
+import time
 import urllib.request
 
 from lake.aws.clients import Clients
@@ -39,5 +40,22 @@ def test_refresh_builds_on_change_or_age_and_serves(settings: Settings, clients:
         assert status == 200 and 'id="kpi-quarantined" data-value="1"' in page
         assert get(server.url + "version") == (200, "3")
         assert get(server.url + "favicon.ico")[0] == 204
+    finally:
+        server.stop()
+
+
+def test_nothing_is_built_until_someone_watches(settings: Settings, clients: Clients) -> None:
+    provision(settings, clients)
+    server = DashboardServer(settings, port=0, interval_s=0.2, clients=clients).start()
+    try:
+        time.sleep(1.5)
+        assert server.version == 0 and server.data is None  # an unwatched lake up does no work for the page
+        status, page = get(server.url)
+        assert status == 200 and "being built" in page
+        deadline = time.monotonic() + 60
+        while server.version == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.version >= 1
+        assert 'id="kpi-dlq" data-value="0"' in get(server.url)[1]
     finally:
         server.stop()
