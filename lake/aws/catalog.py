@@ -16,8 +16,9 @@ shows Athena's zone-less timestamps (``lake.query.local``) drops the zone itself
 Errors: only botocore's are translated (``lake.aws.errors``); anything else propagates.
 
 Longer than 500 lines on purpose: every Glue call of the product lives here (the rule of
-docs/ARCHITECTURE.md), and that is three things — plain Glue tables, the type map, and the
-Iceberg tables' optimistic commits.
+docs/ARCHITECTURE.md), and that is four things — plain Glue tables, the type map, the
+Iceberg tables' optimistic commits, and their maintenance (:class:`IcebergMaintenance`: the
+Glue jobs' file rewrites, snapshot expiry and reachable files, issue 12).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 import sqlglot
@@ -554,6 +555,19 @@ def _without_retries(table: Table) -> Table:
     return IcebergTable(table.name(), metadata, table.metadata_location, table.io, table.catalog)
 
 
+def apply_schema(tx: Transaction, add_columns: Mapping[str, pa.DataType],
+                 promote: Mapping[str, pa.DataType]) -> None:
+    """Put new columns and Iceberg's legal promotions on a transaction, as :meth:`IcebergTables.commit`
+    does (for jobs that stage their own transaction through :meth:`IcebergTables.transact`)."""
+    if not add_columns and not promote:
+        return
+    with tx.update_schema() as update:
+        if add_columns:
+            update.union_by_name(pa.schema([pa.field(n, t) for n, t in add_columns.items()]))
+        for column, wider in promote.items():
+            update.update_column(column, field_type=_iceberg_primitive(wider))
+
+
 def _iceberg_primitive(t: pa.DataType) -> Any:
     """The Iceberg type of a promotion's target (long, double or decimal)."""
     from pyiceberg.types import DecimalType, DoubleType, LongType
@@ -565,3 +579,183 @@ def _iceberg_primitive(t: pa.DataType) -> Any:
     if pa.types.is_decimal(t):
         return DecimalType(t.precision, t.scale)
     raise ValueError(f"not a type Iceberg promotes to: {t}")
+
+
+# -- table maintenance (lake/glue, issue 12): read and replace data files, expire snapshots,
+# list what a table's metadata still references. Every job reads and writes one file at a
+# time, so memory holds one file's rows, never a partition's.
+
+@dataclass(frozen=True)
+class DataFileRef:
+    """A live data file of a table's current snapshot: where it is, its partition and size."""
+
+    path: str
+    partition: tuple[tuple[str, Any], ...]  # (partition column, value), in spec order
+    records: int
+    size: int
+    has_deletes: bool  # position/equality deletes apply to it (never written by the lake)
+    task: Any = field(repr=False, compare=False)  # pyiceberg's FileScanTask
+
+
+class IcebergMaintenance:
+    """Maintenance operations on the Iceberg tables of :class:`IcebergTables` (the same door)."""
+
+    def __init__(self, tables: IcebergTables) -> None:
+        self.tables = tables
+
+    def data_files(self, table: Table, row_filter: BooleanExpression | None = None) -> list[DataFileRef]:
+        """The data files of the table's current snapshot (pruned by ``row_filter``)."""
+        from pyiceberg.expressions import AlwaysTrue
+
+        spec = table.spec()
+        names = [f.name for f in spec.fields]
+        with translated("Iceberg table", str(table.name())):
+            tasks = table.scan(row_filter=row_filter if row_filter is not None else AlwaysTrue()).plan_files()
+            out = []
+            for task in tasks:
+                f = task.file
+                values = tuple((n, f.partition[i]) for i, n in enumerate(names)) if names else ()
+                out.append(DataFileRef(f.file_path, values, int(f.record_count), int(f.file_size_in_bytes),
+                                       bool(task.delete_files), task))
+        return out
+
+    def added_files(self, table: Table, snapshot_id: int) -> list[DataFileRef]:
+        """The data files a snapshot added (its own manifest entries of status ADDED)."""
+        from pyiceberg.expressions import AlwaysTrue
+        from pyiceberg.manifest import DataFileContent, ManifestEntryStatus
+        from pyiceberg.table import FileScanTask
+
+        snapshot = table.snapshot_by_id(snapshot_id)
+        if snapshot is None:
+            return []
+        names = [f.name for f in table.spec().fields]
+        out = []
+        with translated("Iceberg table", str(table.name())):
+            for manifest in snapshot.manifests(table.io):
+                if manifest.added_snapshot_id != snapshot_id:
+                    continue
+                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+                    f = entry.data_file
+                    if entry.status != ManifestEntryStatus.ADDED or f.content != DataFileContent.DATA:
+                        continue
+                    values = tuple((n, f.partition[i]) for i, n in enumerate(names)) if names else ()
+                    out.append(DataFileRef(f.file_path, values, int(f.record_count), int(f.file_size_in_bytes),
+                                           False, FileScanTask(f, residual=AlwaysTrue())))
+        return out
+
+    def read(self, table: Table, files: Sequence[DataFileRef], columns: Sequence[str] | None = None,
+             row_filter: BooleanExpression | None = None) -> Iterator[pa.RecordBatch]:
+        """The rows of ``files``, in the table's current schema (columns added since a file was
+        written read as null), one file at a time."""
+        from pyiceberg.expressions import AlwaysTrue
+        from pyiceberg.io.pyarrow import ArrowScan
+
+        schema = table.schema() if not columns else table.schema().select(*columns)
+        scan = ArrowScan(table.metadata, table.io, schema, row_filter if row_filter is not None else AlwaysTrue())
+        for ref in files:
+            with translated("Iceberg table", str(table.name())):
+                batches = list(scan.to_record_batches([ref.task]))
+            yield from batches
+
+    def write_file(self, table: Table, batches: Iterable[pa.RecordBatch], partition_path: str,
+                   name: str) -> Any:
+        """Stream ``batches`` (rows of one partition, in the table's schema) into one new
+        Parquet data file under the table's data location; returns pyiceberg's DataFile
+        (statistics read back from the file's footer), not yet committed."""
+        import pyarrow.parquet as pq
+        from pyiceberg.io.pyarrow import parquet_file_to_data_file, schema_to_pyarrow
+
+        schema = schema_to_pyarrow(table.schema(), include_field_ids=True)
+        folder = f"{table.location().rstrip('/')}/data" + (f"/{partition_path}" if partition_path else "")
+        path = f"{folder}/{name}"
+        codec = table.properties.get("write.parquet.compression-codec", "zstd")
+        with translated("Iceberg table", str(table.name())):
+            with table.io.new_output(path).create(overwrite=True) as out, \
+                    pq.ParquetWriter(out, schema, compression=codec) as writer:
+                for batch in batches:
+                    writer.write_batch(_conform(batch, schema))
+            return parquet_file_to_data_file(table.io, table.metadata, path)
+
+    def partition_path(self, table: Table, ref: DataFileRef) -> str:
+        return str(table.spec().partition_to_path(ref.task.file.partition, table.schema()))
+
+    @staticmethod
+    def partition_filter(ref: DataFileRef) -> BooleanExpression:
+        """A row filter selecting the partition of ``ref`` (identity partitions: column = value)."""
+        from pyiceberg import expressions as ex
+
+        # pyiceberg's predicates are pydantic models whose positional constructors mypy cannot see
+        And, EqualTo, IsNull = cast(Any, ex.And), cast(Any, ex.EqualTo), cast(Any, ex.IsNull)
+        expr: Any = ex.AlwaysTrue()
+        for column, value in ref.partition:
+            expr = And(expr, IsNull(column) if value is None else EqualTo(column, value))
+        return cast("BooleanExpression", expr)
+
+    def replace_files(self, name: str, remove: Sequence[str], add: Sequence[Any],
+                      summary: Mapping[str, str], where: BooleanExpression | None = None) -> int | None:
+        """One optimistic commit replacing data files ``remove`` (paths) by ``add`` (DataFiles
+        holding the same rows): readers see the old files or the new ones, never both nor
+        neither. None (nothing committed) when a file to remove is no longer live: another
+        job replaced it meanwhile. ``where`` (their partition) spares planning the whole table."""
+        gone = set(remove)
+
+        def stage(table: Table, tx: Transaction) -> bool:
+            live = {ref.path: ref for ref in self.data_files(table, where) if ref.path in gone}
+            if len(live) != len(gone):
+                return False
+            with tx.update_snapshot(snapshot_properties=dict(summary)).overwrite() as overwrite:
+                for ref in live.values():
+                    overwrite.delete_data_file(ref.task.file)
+                for data_file in add:
+                    overwrite.append_data_file(data_file)
+            return True
+
+        return self.tables.transact(name, stage)
+
+    def expire_snapshots(self, name: str, older_than_ms: int, *, dry_run: bool = False) -> list[int]:
+        """Expire the snapshots committed before ``older_than_ms`` (epoch ms) but the current
+        one and any branch or tag head; the ids expired (or, dry, that would be)."""
+        from pyiceberg.table.update.snapshot import ExpireSnapshots
+
+        table = self.tables.load(name)
+        protected = {ref.snapshot_id for ref in table.metadata.refs.values()}
+        doomed = sorted(s.snapshot_id for s in table.snapshots()
+                        if s.timestamp_ms < older_than_ms and s.snapshot_id not in protected)
+        if not doomed or dry_run:
+            return doomed
+
+        def stage(table: Table, tx: Transaction) -> bool:
+            ids = [i for i in doomed if table.snapshot_by_id(i) is not None]
+            if not ids:
+                return False
+            ExpireSnapshots(tx).by_ids(ids).commit()  # applied to tx; committed with it
+            return True
+
+        self.tables.transact(name, stage)
+        return doomed
+
+    def referenced_files(self, table: Table) -> set[str]:
+        """Every file the table's metadata still reaches: metadata files (current and logged),
+        each snapshot's manifest list, manifests, data and delete files."""
+        out = {table.metadata_location, *(e.metadata_file for e in table.metadata.metadata_log)}
+        with translated("Iceberg table", str(table.name())):
+            seen: set[str] = set()
+            for snapshot in table.snapshots():
+                out.add(snapshot.manifest_list)
+                for manifest in snapshot.manifests(table.io):
+                    out.add(manifest.manifest_path)
+                    if manifest.manifest_path in seen:
+                        continue
+                    seen.add(manifest.manifest_path)
+                    for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+                        out.add(entry.data_file.file_path)
+            for stats in table.metadata.statistics:
+                out.add(stats.statistics_path)
+        return out
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A scanned batch in the writer's schema (same columns; field ids and string widths differ)."""
+    arrays = [batch.column(f.name).cast(f.type) if batch.schema.field(f.name).type != f.type
+              else batch.column(f.name) for f in schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)

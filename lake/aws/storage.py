@@ -45,6 +45,15 @@ class ObjectInfo:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DatedObject:
+    """An object's key, size in bytes and last-modified time (epoch seconds)."""
+
+    key: str
+    size: int
+    modified: float
+
+
 class ObjectReader(Protocol):
     """What a reader of a zone needs (replay): list keys under a prefix, get an object's bytes."""
 
@@ -141,6 +150,12 @@ class S3ObjectStore:
     def list_info(self, prefix: str) -> Iterator[ObjectInfo]:
         for page in self._pages(prefix, None):
             yield from (ObjectInfo(o["Key"], int(o["Size"])) for o in page.get("Contents", []))
+
+    def list_dated(self, prefix: str) -> Iterator[DatedObject]:
+        """Keys under ``prefix`` with size and last-modified time (orphan removal's grace)."""
+        for page in self._pages(prefix, None):
+            yield from (DatedObject(o["Key"], int(o["Size"]), o["LastModified"].timestamp())
+                        for o in page.get("Contents", []))
 
     def head(self, key: str) -> ObjectInfo:
         try:

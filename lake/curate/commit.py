@@ -8,7 +8,7 @@ the batch's shard and sequence range in the snapshot summary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pyarrow as pa
@@ -93,14 +93,48 @@ def fresh(table: Table, rows: pa.Table, source: str | None) -> pa.Array:
     return pc.invert(pc.is_in(ids, value_set=held.combine_chunks()))
 
 
+def changes_rows(part: Rows) -> pa.Table:
+    """The ``changes`` rows of one source table's part, partition columns included."""
+    changes = part.changes()
+    changes = changes.append_column(TABLE_NAME, pa.array([part.source] * changes.num_rows, pa.string()))
+    return changes.append_column(DT, days(changes.column("event_time")))
+
+
+@dataclass
+class HistoryParts:
+    """One source table's history rows before placement: the metadata columns (with ``dt``),
+    the attribute columns in the batch's own types, and each attribute's DynamoDB type."""
+
+    meta: pa.Table
+    attributes: dict[str, pa.Array]
+    kinds: dict[str, str]
+
+
+def history_parts(part: Rows, dt: pa.Array) -> HistoryParts:
+    batch = part.history(HistorySchema())  # the batch's own types; evolve places them
+    history = batch.table.append_column(DT, dt)
+    attributes = {attr: history.column(col.name).combine_chunks() for attr, col in batch.schema.columns.items()}
+    kinds = {attr: col.type.ddb for attr, col in batch.schema.columns.items()}
+    return HistoryParts(history.select([*HISTORY_META.names, DT]), attributes, kinds)
+
+
+def placed_history(table: Table, parts: HistoryParts, keep: pa.Array | None = None) -> Append:
+    """The rows ``keep`` selects (all when None) placed in the table's columns (lake.curate.evolve):
+    what appending them needs (new columns, promotions, properties), summary aside."""
+    kept = parts.meta.filter(keep) if keep is not None else parts.meta
+    columns = TableColumns.of(table.schema().as_arrow(), table.properties)
+    attributes = {a: arr.filter(keep) for a, arr in parts.attributes.items()} if keep is not None else parts.attributes
+    placed = place(attributes, columns, RESERVED, parts.kinds)
+    for column, array in placed.columns.items():
+        kept = kept.append_column(column, array)
+    return Append(kept, add_columns=placed.add_columns, promote=placed.promote, properties=placed.properties)
+
+
 def commit_rows(tables: IcebergTables, part: Rows) -> TableCommit:
     """Both curated tables of one source table's rows of a batch."""
     out = TableCommit()
     source = part.source
-    changes = part.changes()
-    dt = days(changes.column("event_time"))
-    changes = changes.append_column(TABLE_NAME, pa.array([source] * changes.num_rows, pa.string()))
-    changes = changes.append_column(DT, dt)
+    changes = changes_rows(part)
 
     loaded = tables.ensure(names.CHANGES, CHANGES_ICEBERG, [TABLE_NAME, DT], source=None, kind="changes")
 
@@ -113,24 +147,15 @@ def commit_rows(tables: IcebergTables, part: Rows) -> TableCommit:
     out.commits.append(tables.commit(names.CHANGES, plan_changes, loaded))
     out.rows = out.commits[-1].rows
 
-    batch = part.history(HistorySchema())  # the batch's own types; evolve places them
-    history = batch.table.append_column(DT, dt)
-    attributes = {attr: history.column(col.name).combine_chunks() for attr, col in batch.schema.columns.items()}
-    kinds = {attr: col.type.ddb for attr, col in batch.schema.columns.items()}
-    meta = history.select([*HISTORY_META.names, DT])
+    parts = history_parts(part, changes.column(DT).combine_chunks())
     name = names.history_table(source)
     loaded = tables.ensure(name, HISTORY_ICEBERG, [DT], source=source, kind="history")
 
     def plan_history(table: Table) -> Append:
         # duplicates first, so a batch the table already holds adds no column either
-        keep = fresh(table, meta, None)
-        kept = meta.filter(keep)
-        columns = TableColumns.of(table.schema().as_arrow(), table.properties)
-        placed = place({a: arr.filter(keep) for a, arr in attributes.items()}, columns, RESERVED, kinds)
-        for column, array in placed.columns.items():
-            kept = kept.append_column(column, array)
-        return Append(kept, add_columns=placed.add_columns, promote=placed.promote, properties=placed.properties,
-                      summary=summary(kept, meta.num_rows - kept.num_rows))
+        keep = fresh(table, parts.meta, None)
+        placed = placed_history(table, parts, keep)
+        return replace(placed, summary=summary(placed.rows, parts.meta.num_rows - placed.rows.num_rows))
 
     done = tables.commit(name, plan_history, loaded)
     out.commits.append(done)

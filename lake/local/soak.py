@@ -45,6 +45,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lake.local.embedded import free_port
+from lake.local.faults import EXEMPT_APP_ID
 
 SOURCE = "orders"
 REPLICA = "orders_replica"
@@ -141,7 +142,7 @@ def _client(endpoint: str, service: str) -> Any:
     return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
                         aws_secret_access_key="testing",
                         config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2,
-                                      read_timeout=60))
+                                      read_timeout=60, user_agent_appid=EXEMPT_APP_ID))  # the harness is not under test
 
 
 def _poison(i: int) -> dict[str, Any]:
@@ -241,7 +242,26 @@ def _settings(endpoint: str, bucket: str) -> Any:
     return Settings().replace(endpoint_url=endpoint, bucket=bucket, region="us-east-1")
 
 
+def _patiently(read: Callable[[], Any], attempts: int = 30) -> Any:
+    """A read of the lake while ``--faults`` hits it (pyarrow's S3 client cannot be exempted): again, as
+    any consumer of a flaky store would."""
+    from lake.errors import TransientError
+
+    for attempt in range(attempts):
+        try:
+            return read()
+        except (TransientError, OSError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
 def curated_rows(endpoint: str, bucket: str) -> list[dict[str, Any]]:
+    return list(_patiently(lambda: _curated_rows(endpoint, bucket)))
+
+
+def _curated_rows(endpoint: str, bucket: str) -> list[dict[str, Any]]:
     from lake.aws.catalog import IcebergTables
     from lake.aws.clients import Clients
 

@@ -170,6 +170,23 @@ def render(data: dict[str, Any], now: float) -> str:
                                for i, (v, w) in enumerate(zip(row, widths, strict=True))).rstrip())
     if not rows:
         lines.append("(no mappings)")
+    saved = data.get("saved")
+    if saved:
+        at = saved.get("snapshot_at")
+        lines.append(f"saved in {saved.get('dir')}: " + (
+            f"last snapshot {_age(max(0.0, now - float(at)))} ago ({saved.get('snapshot_bytes', 0) / 2**20:.1f} MiB "
+            f"in {saved.get('snapshot_seconds', 0):.2f} s), {saved.get('journal_entries', 0)} journaled write(s) since"
+            if at else f"no snapshot yet, {saved.get('journal_entries', 0)} journaled write(s)"))
+        if saved.get("not_saved"):
+            lines.append(f"  not saved (moto cannot pickle them): {', '.join(sorted(saved['not_saved']))}")
+    else:
+        lines.append("ephemeral: nothing is kept when lake up stops")
+    faults = data.get("faults")
+    if faults:
+        injected = {k: v for k, v in (faults.get("injected") or {}).items() if v}
+        lines.append(f"faults ({faults.get('spec', '')}): {faults.get('total_injected', sum(injected.values()))} "
+                     "injected" + (" — " + ", ".join(f"{k} {v}" for k, v in sorted(injected.items()))
+                                   if injected else ""))
     return "\n".join(lines)
 
 

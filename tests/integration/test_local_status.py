@@ -4,10 +4,12 @@ state, lag, last error, records delivered, dead-letter depth and restarts."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from lake.cli import main
 from lake.local.runtime import EventSourceMapping
@@ -57,3 +59,25 @@ def test_lake_status_shows_each_mapping_while_running_and_says_when_stopped(
 def test_lake_status_without_a_lake(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--state-dir", str(tmp_path)]) == 1
     assert "no `lake up` has run" in capsys.readouterr().out
+
+
+def test_lake_status_shows_the_saved_state_and_the_faults_injected(
+        settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "lake-state"
+    s = settings.replace(state_dir=str(state), endpoint_url=None)
+    with EmbeddedLake(s, port=0, ttl_interval_s=None, poll_interval_s=0.02, status_interval_s=3600, persist=True,
+                      faults="s3.5xx=1.0,seed=3") as lake:
+        assert lake.clients is not None and lake.state is not None and lake.reporter is not None
+        put_items(lake.clients, 2)
+        lake.state.snapshot()
+        for _ in range(3):  # every S3 object request fails
+            try:
+                lake.clients.s3.head_object(Bucket=s.bucket, Key="nothing")
+            except ClientError:  # the injected 500
+                pass
+        lake.reporter.report()
+        assert main(["status", "--state-dir", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert f"saved in {state / 'aws'}: last snapshot" in out and "journaled write(s) since" in out
+    shown = re.search(r"faults \(s3\.5xx=1,seed=3\): \d+ injected — .*s3\.5xx (\d+)", out)
+    assert shown is not None and int(shown.group(1)) >= 3, out  # (the archiver's retries add more)
