@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lake.local.demo import write_workload
-from lake.local.embedded import sweep_ttl
+from lake.local.embedded import EmbeddedAWS, sweep_ttl
 from lake.local.up import EmbeddedLake
 from lake.local.workload import Workload, generate
 from lake.settings import Settings
@@ -32,7 +32,11 @@ class Lake:
 
 
 @contextmanager
-def running_lake(tmp: Path, changes: int = 300, seed: int = 5, bucket: str = "dashboard-lake") -> Iterator[Lake]:
+def running_lake(aws: EmbeddedAWS, tmp: Path, changes: int = 300, seed: int = 5,
+                 bucket: str = "dashboard-lake") -> Iterator[Lake]:
+    """``aws``: the session's embedded AWS, reset first: every embedded AWS of a process shares moto's
+    backends, so this lake starts empty whatever the tests before it left."""
+    aws.reset()
     settings = Settings.resolve({"state_dir": str(tmp / "state"), "bucket": bucket}, environ={}, config_path=None)
     lake = EmbeddedLake(settings, port=0, ttl_interval_s=None, status_interval_s=None)
     s = lake.start()

@@ -23,6 +23,7 @@ import pytest
 
 from lake.dashboard.queries import query_params, query_text
 from lake.dashboard.visuals import SERIES_SEPARATOR, VISUALS, Visual
+from lake.local.embedded import EmbeddedAWS
 from lake.query.local import LocalEngine
 from tests.browser import artefacts_dir, chromium_page
 from tests.dashboard_lake import Lake, running_lake
@@ -34,8 +35,8 @@ CHARTS = [v for v in VISUALS if v.kind not in ("table", "kpi")]
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
-    with running_lake(tmp_path_factory.mktemp("browser-lake"), changes=400, seed=9) as lk:
+def lake(embedded_aws: EmbeddedAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
+    with running_lake(embedded_aws, tmp_path_factory.mktemp("browser-lake"), changes=400, seed=9) as lk:
         yield lk
 
 

@@ -15,12 +15,13 @@ from lake.dashboard.collect import DashboardData
 from lake.dashboard.html import render
 from lake.dashboard.page import build, write_page
 from lake.dashboard.visuals import VISUALS
+from lake.local.embedded import EmbeddedAWS
 from tests.dashboard_lake import Lake, running_lake
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
-    with running_lake(tmp_path_factory.mktemp("dashboard-lake")) as lk:
+def lake(embedded_aws: EmbeddedAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
+    with running_lake(embedded_aws, tmp_path_factory.mktemp("dashboard-lake")) as lk:
         yield lk
 
 
