@@ -15,29 +15,65 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from lake.aws.clients import Clients
 from lake.dashboard.queries import query_params, query_text
 from lake.dashboard.visuals import SERIES_SEPARATOR, VISUALS, Visual
-from lake.local.embedded import EmbeddedAWS
+from lake.errors import QueryError
+from lake.local.demo import write_workload
+from lake.local.workload import generate
 from lake.query.local import LocalEngine
+from lake.settings import Settings
 from tests.browser import artefacts_dir, chromium_page
-from tests.dashboard_lake import Lake, running_lake
-from tests.e2e.conftest import REPO, start_lake_up
+from tests.e2e.conftest import REPO, LakeUp, start_lake_up
 
 pytestmark = pytest.mark.e2e
 
 CHARTS = [v for v in VISUALS if v.kind not in ("table", "kpi")]
 
 
+@dataclass
+class UpLake:
+    """`lake up` as a subprocess (as a user runs it), filled with a generated workload and drained."""
+
+    up: LakeUp
+    settings: Settings
+    clients: Clients
+
+
 @pytest.fixture(scope="module")
-def lake(embedded_aws: EmbeddedAWS, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lake]:
-    with running_lake(embedded_aws, tmp_path_factory.mktemp("browser-lake"), changes=400, seed=9) as lk:
-        yield lk
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpLake]:
+    up = start_lake_up(tmp_path_factory.mktemp("browser-lake"), "--ephemeral")
+    try:
+        settings = Settings(endpoint_url=up.endpoint, bucket="e2e-lake")
+        clients = Clients(settings)
+        wl = generate(settings.tables, 400, seed=9, now=time.time())
+        write_workload(clients, wl)
+        # lake up's TTL sweeper removes expired items while the workload is written (one swept before a later
+        # update adds a REMOVE and turns the update into an INSERT): wait for every change, then for calm
+        deadline = time.monotonic() + 180
+        history: list[int] = []
+        while time.monotonic() < deadline:
+            engine = LocalEngine(settings, clients)
+            try:
+                history.append(engine.query("SELECT count(*) AS n FROM changes_unique").to_pylist()[0]["n"])
+            except QueryError:
+                history.append(0)  # nothing curated yet
+            finally:
+                engine.close()
+            if history[-1] >= wl.expected_records and history[-3:] == [history[-1]] * 3:
+                break
+            time.sleep(1)
+        assert history and history[-1] >= wl.expected_records, f"{history[-1:]} of {wl.expected_records} curated"
+        yield UpLake(up, settings, clients)
+    finally:
+        up.stop()
 
 
 def label(value: Any) -> str:
@@ -78,7 +114,7 @@ def drawn_points(page: Any, v: Visual) -> dict[str, dict[str, int]]:
     return out
 
 
-def test_the_page_in_chromium(lake: Lake, tmp_path: Path) -> None:
+def test_the_page_in_chromium(lake: UpLake, tmp_path: Path) -> None:
     out = tmp_path / "dash"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKE_", "AWS_"))}
     proc = subprocess.run(
@@ -90,7 +126,7 @@ def test_the_page_in_chromium(lake: Lake, tmp_path: Path) -> None:
     page_path = Path(proc.stdout.strip().splitlines()[-1])
     assert page_path == (out / "index.html").resolve() and page_path.is_file()
 
-    engine = LocalEngine(lake.settings, lake.lake.clients)
+    engine = LocalEngine(lake.settings, lake.clients)
     try:
         results = {v.id: engine.query(query_text(v, lake.settings), query_params(v, lake.settings) or None).to_pylist()
                    for v in VISUALS if not v.athena_only}
