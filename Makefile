@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 DEMO_ARGS ?=
 
-.PHONY: demo test lint bench soak install install-dev clean
+.PHONY: demo test lint browser bench soak install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,19 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check lake lambdas glue_jobs tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+# The dashboard's browser tests need Debian's Chromium: installed here when missing and we are root
+# (CI); otherwise those tests fail and say how to install it (a skip would hide a missing browser).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium (apt-get)"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	      { apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null; } || exit 1; \
+	  else echo "chromium is missing and we are not root: sudo apt-get install -y chromium (browser tests will fail)"; fi; \
+	fi
+
+test: lint browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

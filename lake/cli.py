@@ -23,7 +23,7 @@ log = logging.getLogger("lake")
 
 # Subcommands contributed by stages, imported only if the stage exists.
 PLUGINS = ("lake.query.command", "lake.replay.command", "lake.curate.command", "lake.redrive.command",
-           "lake.glue.command", "lake.deploy.command")
+           "lake.glue.command", "lake.deploy.command", "lake.dashboard.command")
 
 
 def common_parser() -> argparse.ArgumentParser:

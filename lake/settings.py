@@ -104,6 +104,8 @@ class Settings:
     state_dir: str = ".lake-state"
     port: int = 4566
     actor_attribute: str = "updated_by"
+    dashboard_attribute: str = "status"  # `lake dashboard`: current-state counts by this attribute
+    quicksight_principal: str | None = None  # `lake dashboard deploy`: the ARN granted the QuickSight assets
     extra: Mapping[str, str] = field(default_factory=dict)
 
     # -- derived ---------------------------------------------------------------

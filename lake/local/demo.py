@@ -119,6 +119,8 @@ def run_demo(settings: Settings, changes: int, seed: int, console: Console,
         _glue_jobs(console, s, lake.clients, report)
         report.seconds = time.perf_counter() - t0
         _print_summary(console, report)
+        from lake.dashboard.page import write_dashboard
+        console.print(f"dashboard: {write_dashboard(s, 'out/dashboard', lake.clients).resolve()}")
     finally:
         lake.stop()
     return report

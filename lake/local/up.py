@@ -22,6 +22,7 @@ from typing import Any
 from lake.aws.clients import Clients
 from lake.aws.provision import Provisioned, provision
 from lake.errors import LakeError
+from lake.local import dashboard_server
 from lake.local.embedded import EmbeddedAWS, TTLSweeper
 from lake.local.faults import FAULT_NAMES, FaultInjector, FaultSpec, faults_path, install, middleware, parse_spec_arg
 from lake.local.persist import StateStore
@@ -358,6 +359,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     lake = EmbeddedLake(settings, port=args.port, extra_functions=tuple(args.function), watch_tables=args.watch,
                         persist=not args.ephemeral, faults=args.faults)
     lake.start()
+    dashboard = dashboard_server.serve(lake.settings)
     if lake.aws.restored.get("from_snapshot") or lake.aws.restored.get("journaled_writes"):
         r = lake.aws.restored
         print(f"restored the lake from {settings.state_dir} in {r['seconds']:.2f} s "
@@ -373,5 +375,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             pass
     finally:
         print("stopping…", flush=True)
+        dashboard.stop()
         lake.stop()
     return 0

@@ -31,7 +31,8 @@ def test_parses_with_sqlglot_athena(path: Path) -> None:
     assert len(statements) == 1
 
 
-@pytest.mark.parametrize("path", [p for p in FILES if p.parent.name != "ddl"],
+# athena_only/: queries of Athena's Iceberg metadata tables ("changes$files"), which DuckDB cannot name
+@pytest.mark.parametrize("path", [p for p in FILES if p.parent.name not in ("ddl", "athena_only")],
                          ids=lambda p: p.relative_to(queries_dir()).as_posix())
 def test_dml_transpiles_to_sql_duckdb_can_plan(path: Path) -> None:
     con = duckdb.connect()
