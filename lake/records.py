@@ -326,3 +326,29 @@ def partition_key(table: str, keys: Mapping[str, Any]) -> str:
     import hashlib
 
     return text[:191] + "#" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def b64_text(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode()
+    return value  # already text (the JSON a stream reader got): as it is
+
+
+def attribute_json(value: Any) -> Any:
+    """An AttributeValue as Lambda delivers it (JSON): binaries base64-encoded, at any depth through
+    M and L. An SDK-parsed value holds bytes; one read as raw JSON already holds their text."""
+    if not isinstance(value, Mapping):
+        return value
+    out: dict[str, Any] = {}
+    for tag, inner in value.items():
+        if tag == "B":
+            out[tag] = b64_text(inner)
+        elif tag == "BS":
+            out[tag] = [b64_text(b) for b in inner]
+        elif tag == "M":
+            out[tag] = {k: attribute_json(v) for k, v in inner.items()}
+        elif tag == "L":
+            out[tag] = [attribute_json(v) for v in inner]
+        else:
+            out[tag] = inner
+    return out

@@ -17,7 +17,6 @@ are translated by :mod:`lake.aws.errors`.
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Mapping
 from datetime import datetime
@@ -29,7 +28,7 @@ import orjson
 from lake.archive.keys import shard_token
 from lake.aws.errors import AWS_ERRORS, translate
 from lake.errors import LakeError, MalformedRecordError, NotFoundError, TerminalError
-from lake.records import stream_label_from_arn, table_from_arn
+from lake.records import attribute_json, b64_text, stream_label_from_arn, table_from_arn
 from lake.redrive.message import DeadLetter, sequence_of
 
 Source = Literal["auto", "message", "raw", "stream"]
@@ -140,36 +139,13 @@ def _epoch(value: Any) -> float:
     return value.timestamp() if isinstance(value, datetime) else float(value)
 
 
-def _b64(value: Any) -> Any:
-    return base64.b64encode(bytes(value)).decode() if isinstance(value, (bytes, bytearray)) else value
-
-
-def _attribute(value: Any) -> Any:
-    """An AttributeValue with binaries base64-encoded, at any depth (Lambda delivers JSON)."""
-    if not isinstance(value, Mapping):
-        return value
-    out: dict[str, Any] = {}
-    for tag, inner in value.items():
-        if tag == "B":
-            out[tag] = _b64(inner)
-        elif tag == "BS":
-            out[tag] = [_b64(b) for b in inner]
-        elif tag == "M":
-            out[tag] = {k: _attribute(v) for k, v in inner.items()}
-        elif tag == "L":
-            out[tag] = [_attribute(v) for v in inner]
-        else:
-            out[tag] = inner
-    return out
-
-
 def dynamodb_record(raw: Mapping[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
     """A DynamoDB Streams ``GetRecords`` record (SDK-parsed) as Lambda puts it in ``event["Records"]``."""
     src = raw.get("dynamodb", {})
     ddb: dict[str, Any] = {"ApproximateCreationDateTime": math.floor(_epoch(src.get("ApproximateCreationDateTime", 0)))}
     for key in ("Keys", "NewImage", "OldImage"):
         if key in src:
-            ddb[key] = {name: _attribute(v) for name, v in src[key].items()}
+            ddb[key] = {name: attribute_json(v) for name, v in src[key].items()}
     for key in ("SequenceNumber", "SizeBytes", "StreamViewType"):
         if key in src:
             ddb[key] = src[key]
@@ -188,7 +164,7 @@ def kinesis_record(raw: Mapping[str, Any], shard_id: str, stream_arn: str, regio
     seq = str(raw["SequenceNumber"])
     return {
         "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": raw["PartitionKey"], "sequenceNumber": seq,
-                    "data": _b64(raw["Data"]),
+                    "data": b64_text(raw["Data"]),
                     "approximateArrivalTimestamp": _epoch(raw["ApproximateArrivalTimestamp"])},
         "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": f"{shard_id}:{seq}",
         "eventName": "aws:kinesis:record", "awsRegion": region, "eventSourceARN": stream_arn,

@@ -8,7 +8,6 @@ datetimes. Lambda delivers JSON: binary base64-encoded (at any depth inside ``M`
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from typing import Any, Literal
 import orjson
 
 from lake.invocation import ACCOUNT_ID
+from lake.records import attribute_json, b64_text
 
 INVOKE_IDENTITY_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/lake-local"
 
@@ -74,33 +74,8 @@ def _epoch(value: Any) -> float:
     return float(value)
 
 
-def encode_attribute(value: Any) -> Any:
-    """An AttributeValue with bytes base64-encoded again, recursively through M and L."""
-    if not isinstance(value, Mapping):
-        return value
-    out: dict[str, Any] = {}
-    for tag, inner in value.items():
-        if tag == "B":
-            out[tag] = _b64(inner)
-        elif tag == "BS":
-            out[tag] = [_b64(b) for b in inner]
-        elif tag == "M":
-            out[tag] = {k: encode_attribute(v) for k, v in inner.items()}
-        elif tag == "L":
-            out[tag] = [encode_attribute(v) for v in inner]
-        else:
-            out[tag] = inner
-    return out
-
-
-def _b64(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return base64.b64encode(bytes(value)).decode()
-    return str(value)  # already text (a raw JSON client): leave as is
-
-
 def _image(image: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: encode_attribute(v) for name, v in image.items()}
+    return {name: attribute_json(v) for name, v in image.items()}
 
 
 def dynamodb_event_record(raw: Mapping[str, Any], stream_arn: str, region: str) -> StreamRecord:
@@ -192,7 +167,7 @@ def kinesis_event_record(raw: Mapping[str, Any], shard_id: str, stream_arn: str,
             "kinesisSchemaVersion": "1.0",
             "partitionKey": raw["PartitionKey"],
             "sequenceNumber": seq,
-            "data": _b64(data),
+            "data": b64_text(data),
             "approximateArrivalTimestamp": arrival,
         },
         "eventSource": "aws:kinesis",
