@@ -89,6 +89,23 @@ def dynamodb_event_record(raw: Mapping[str, Any], stream_arn: str, region: str) 
     for key in ("SequenceNumber", "SizeBytes", "StreamViewType"):
         if key in src:
             ddb[key] = src[key]
+    return _dynamodb_record(raw, ddb, created, stream_arn, region)
+
+
+def dynamodb_wire_record(wire: Mapping[str, Any], stream_arn: str, region: str) -> StreamRecord:
+    """A GetRecords record as its JSON (binary values base64, times epoch seconds) → Lambda's record.
+    The same event as :func:`dynamodb_event_record` makes from boto3's parse of it."""
+    src = wire.get("dynamodb", {})
+    created = float(src.get("ApproximateCreationDateTime", 0))
+    ddb: dict[str, Any] = {"ApproximateCreationDateTime": math.floor(created)}
+    for key in ("Keys", "NewImage", "OldImage", "SequenceNumber", "SizeBytes", "StreamViewType"):
+        if key in src:
+            ddb[key] = src[key]
+    return _dynamodb_record(wire, ddb, created, stream_arn, region)
+
+
+def _dynamodb_record(raw: Mapping[str, Any], ddb: dict[str, Any], created: float, stream_arn: str,
+                     region: str) -> StreamRecord:
     event: dict[str, Any] = {
         "eventID": raw["eventID"],
         "eventName": raw["eventName"],
@@ -104,34 +121,7 @@ def dynamodb_event_record(raw: Mapping[str, Any], stream_arn: str, region: str) 
             "type": ident.get("Type", ident.get("type")),
             "principalId": ident.get("PrincipalId", ident.get("principalId")),
         }
-    return StreamRecord(seq=str(src["SequenceNumber"]), arrival=created, event=event)
-
-
-def dynamodb_wire_record(wire: Mapping[str, Any], stream_arn: str, region: str) -> StreamRecord:
-    """A GetRecords record as its JSON (binary values base64, times epoch seconds) → Lambda's record.
-    The same event as :func:`dynamodb_event_record` makes from boto3's parse of it."""
-    src = wire.get("dynamodb", {})
-    created = float(src.get("ApproximateCreationDateTime", 0))
-    ddb: dict[str, Any] = {"ApproximateCreationDateTime": math.floor(created)}
-    for key in ("Keys", "NewImage", "OldImage", "SequenceNumber", "SizeBytes", "StreamViewType"):
-        if key in src:
-            ddb[key] = src[key]
-    event: dict[str, Any] = {
-        "eventID": wire["eventID"],
-        "eventName": wire["eventName"],
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": wire.get("awsRegion") or region,
-        "dynamodb": ddb,
-        "eventSourceARN": stream_arn,
-    }
-    ident = wire.get("userIdentity")
-    if isinstance(ident, Mapping):
-        event["userIdentity"] = {
-            "type": ident.get("Type", ident.get("type")),
-            "principalId": ident.get("PrincipalId", ident.get("principalId")),
-        }
-    return StreamRecord(seq=str(src["SequenceNumber"]), arrival=created, event=event)
+    return StreamRecord(seq=str(ddb["SequenceNumber"]), arrival=created, event=event)
 
 
 def kinesis_wire_record(wire: Mapping[str, Any], shard_id: str, stream_arn: str, region: str) -> StreamRecord:
