@@ -127,37 +127,24 @@ def _dynamodb_record(raw: Mapping[str, Any], ddb: dict[str, Any], created: float
 def kinesis_wire_record(wire: Mapping[str, Any], shard_id: str, stream_arn: str, region: str) -> StreamRecord:
     """A Kinesis GetRecords record as its JSON (data base64) → Lambda's record (see :func:`kinesis_event_record`)."""
     arrival = float(wire["ApproximateArrivalTimestamp"])
-    seq = str(wire["SequenceNumber"])
-    event = {
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": wire["PartitionKey"],
-            "sequenceNumber": seq,
-            "data": wire["Data"],
-            "approximateArrivalTimestamp": arrival,
-        },
-        "eventSource": "aws:kinesis",
-        "eventVersion": "1.0",
-        "eventID": f"{shard_id}:{seq}",
-        "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": INVOKE_IDENTITY_ARN,
-        "awsRegion": region,
-        "eventSourceARN": stream_arn,
-    }
-    return StreamRecord(seq=seq, arrival=arrival, event=event)
+    return _kinesis_record(wire["PartitionKey"], str(wire["SequenceNumber"]), wire["Data"], arrival, shard_id,
+                           stream_arn, region)
 
 
 def kinesis_event_record(raw: Mapping[str, Any], shard_id: str, stream_arn: str, region: str) -> StreamRecord:
     """A Kinesis GetRecords record (boto3-parsed) → Lambda's Kinesis event record."""
-    arrival = _epoch(raw["ApproximateArrivalTimestamp"])
-    seq = str(raw["SequenceNumber"])
-    data = raw["Data"]
+    return _kinesis_record(raw["PartitionKey"], str(raw["SequenceNumber"]), b64_text(raw["Data"]),
+                           _epoch(raw["ApproximateArrivalTimestamp"]), shard_id, stream_arn, region)
+
+
+def _kinesis_record(partition_key: str, seq: str, data: str, arrival: float, shard_id: str, stream_arn: str,
+                    region: str) -> StreamRecord:
     event = {
         "kinesis": {
             "kinesisSchemaVersion": "1.0",
-            "partitionKey": raw["PartitionKey"],
+            "partitionKey": partition_key,
             "sequenceNumber": seq,
-            "data": b64_text(data),
+            "data": data,
             "approximateArrivalTimestamp": arrival,
         },
         "eventSource": "aws:kinesis",
