@@ -19,6 +19,7 @@ from typing import Any
 
 from lake.clock import SYSTEM_CLOCK, Clock
 from lake.errors import ConfigError, MalformedRecordError
+from lake.prompt import refuse_unconfirmed
 from lake.redrive.invokers import Invoker, LambdaInvoker, PythonInvoker
 from lake.redrive.message import DeadLetter, parse_message, sequence_of
 from lake.redrive.queue import DeadLetterQueue, Message
@@ -103,14 +104,9 @@ class RedriveReport:
 
 
 def _refuse_remote(settings: Settings, options: RedriveOptions) -> None:
-    if options.dry_run or settings.is_local or options.yes:
-        return
-    profile = f", profile {settings.profile}" if settings.profile else ""
-    where = settings.endpoint_url or f"real AWS ({settings.region}{profile})"
-    message = f"redrive would invoke the lake's functions with dead-lettered records on {where}"
-    if options.confirm is not None and options.confirm(message):
-        return
-    raise ConfigError(f"refusing: {message}; pass --yes to confirm (not local, and no confirmation given)")
+    if not (options.dry_run or settings.is_local):
+        refuse_unconfirmed(settings, "redrive would invoke the lake's functions with dead-lettered records",
+                           options.yes, options.confirm)
 
 
 def _order(item: tuple[Message, DeadLetter]) -> tuple[str, str, str, int]:

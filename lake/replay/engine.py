@@ -17,6 +17,7 @@ import orjson
 
 from lake.clock import SYSTEM_CLOCK, Clock
 from lake.errors import ConfigError
+from lake.prompt import refuse_unconfirmed
 from lake.replay.checkpoint import Checkpoint
 from lake.replay.selection import Selection
 from lake.replay.source import (
@@ -167,14 +168,8 @@ def batch_chunks(chunks: Iterable[list[Change]], size: int, max_bytes: int | Non
 
 
 def _refuse_remote(settings: Settings, target: Target, options: ReplayOptions) -> None:
-    if options.dry_run or not target.is_remote or settings.is_local or options.yes:
-        return
-    profile = f", profile {settings.profile}" if settings.profile else ""
-    where = settings.endpoint_url or f"real AWS ({settings.region}{profile})"
-    message = f"replay would send events to {target.render()} on {where}"
-    if options.confirm is not None and options.confirm(message):
-        return
-    raise ConfigError(f"refusing: {message}; pass --yes to confirm (not local, and no confirmation given)")
+    if not (options.dry_run or not target.is_remote or settings.is_local):
+        refuse_unconfirmed(settings, f"replay would send events to {target.render()}", options.yes, options.confirm)
 
 
 @contextmanager
