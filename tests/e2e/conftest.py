@@ -43,13 +43,14 @@ def _pump(stream, lines: list[str], q: queue.Queue[str]) -> None:  # type: ignor
         q.put(line)
 
 
-def start_lake_up(tmp_path: Path, *extra: str) -> LakeUp:
-    """`lake up` on a free port with its state in ``tmp_path/state``; the caller stops or kills it."""
+def start_lake_up(tmp_path: Path, *extra: str, wired: bool = True) -> LakeUp:
+    """`lake up` on a free port with its state in ``tmp_path/state``; the caller stops or kills it.
+    ``wired``: the e2e bucket and the sink handler (tests/e2e/sink.py) beside the lake's own."""
     sink = tmp_path / "sink.jsonl"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKE_", "AWS_"))}
     env["LAKE_SINK_FILE"] = str(sink)
     cmd = [sys.executable, "-m", "lake.cli", "up", "--port", "0", "--state-dir", str(tmp_path / "state"),
-           "--bucket", "e2e-lake", "--function", "tests.e2e.sink:handler", *extra]
+           *(("--bucket", "e2e-lake", "--function", "tests.e2e.sink:handler") if wired else ()), *extra]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, stdin=subprocess.DEVNULL)
     lines: list[str] = []

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import REPO, LakeUp, _pump
+from tests.e2e.conftest import REPO, LakeUp, start_lake_up
 from tests.e2e.test_lake_up import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -30,29 +27,11 @@ def _env() -> dict[str, str]:
 
 @pytest.fixture
 def faulty_lake(tmp_path: Path) -> Iterator[LakeUp]:
-    cmd = [sys.executable, "-m", "lake.cli", "up", "--port", "0", "--state-dir", str(tmp_path / "state"),
-           "--faults", SPEC]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, stdin=subprocess.DEVNULL)
-    lines: list[str] = []
-    q: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_pump, args=(proc.stdout, lines, q), daemon=True).start()
-    endpoint = None
-    deadline = time.monotonic() + 60
-    while endpoint is None and time.monotonic() < deadline and proc.poll() is None:
-        try:
-            line = q.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        if line.startswith("LAKE_ENDPOINT="):
-            endpoint = line.strip().split("=", 1)[1]
-    if endpoint is None:
-        proc.kill()
-        pytest.fail("lake up did not print its endpoint:\n" + "".join(lines))
-    yield LakeUp(proc, endpoint, tmp_path / "sink", tmp_path / "state", lines)
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    up = start_lake_up(tmp_path, "--faults", SPEC, wired=False)
+    yield up
+    if up.proc.poll() is None:
+        up.proc.kill()
+        up.proc.wait()
 
 
 def lake(*args: str) -> subprocess.CompletedProcess[str]:
