@@ -447,7 +447,7 @@ class IcebergTables:
 
     def _create(self, name: str, schema: pa.Schema, partition_by: Sequence[str], source: str | None,
                 kind: str) -> Table:
-        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+        from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, TableAlreadyExistsError
 
         props = dict(TABLE_PROPERTIES, **{KIND_PROPERTY: kind})
         if source is not None:
@@ -466,6 +466,11 @@ class IcebergTables:
                         spec.add_identity(col)
             except TableAlreadyExistsError:
                 pass
+            except CommitFailedException:
+                # the create transaction's AssertCreate failed when another writer created the
+                # table between our staging and our commit ("Table already exists"): use theirs
+                if self.find(name) is None:
+                    raise
             return self.catalog.load_table(self.identifier(name))
 
     def commit(self, name: str, plan: Callable[[Table], Append | None], loaded: Table | None = None) -> Committed:
