@@ -317,17 +317,19 @@ def _dlq_records(messages: list[dict[str, Any]]) -> list[tuple[dict[str, Any] | 
     return out
 
 
-def order_violations(rows: list[dict[str, Any]], redriven: Collection[int] = ()) -> tuple[int, int]:
+def order_violations(rows: list[dict[str, Any]], redriven: Collection[int] = (),
+                     examples: list[str] | None = None) -> tuple[int, int]:
     """Per key, the curated rows sorted by source sequence number must also be sorted by their
     Kinesis position (shard lineage — children's ids follow their parent's — then sequence).
 
     Returns (violations, late): a record dead-lettered and re-driven later (``redriven``) arrives
-    after the key's later changes by design, as on AWS; such pairs are counted apart (``late``)."""
+    after the key's later changes by design, as on AWS; such pairs are counted apart (``late``).
+    The first few violations are described in ``examples``, when given."""
     by_key: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
     for r in rows:
         by_key[r["key"]].append((int(r["source_sequence_number"]), r["shard_id"], r["sequence_number"]))
     bad = late = 0
-    for entries in by_key.values():
+    for key, entries in by_key.items():
         entries.sort()
         for (sa, *a), (sb, *b) in itertools.pairwise(entries):
             if a > b:
@@ -335,6 +337,8 @@ def order_violations(rows: list[dict[str, Any]], redriven: Collection[int] = ())
                     late += 1
                 else:
                     bad += 1
+                    if examples is not None and len(examples) < 5:
+                        examples.append(f"key {key}: source {sa} at {a}, then source {sb} at {b}")
     return bad, late
 
 
@@ -492,6 +496,11 @@ def run_soak(changes: int, keys: int, faults: str | None, poison: int, seed: int
         redriven_seqs = _poisoned_by_faults(state_dir)  # dead-lettered in transit: re-driven below
         report.faults = _faults_seen(state_dir)  # counted across the restarts by lake up itself
         lake.start(None)  # the cause fixed: no faults
+        in_dlq = {int(rec["dynamodb"]["SequenceNumber"]) for rec, _ in _dlq_records(dead_letters(lake.endpoint))
+                  if rec is not None and "SequenceNumber" in rec.get("dynamodb", {})}
+        if in_dlq - redriven_seqs - poison_seqs:
+            report.notes.append(f"dead-lettered though neither poisoned nor poison: "
+                                f"{sorted(in_dlq - redriven_seqs - poison_seqs)[:10]}")
         if _redrive_available():
             out = subprocess.run([sys.executable, "-m", "lake.cli", "redrive", "--endpoint-url", lake.endpoint,
                                   "--bucket", bucket, "--json", "--yes"], capture_output=True, text=True,
@@ -513,7 +522,9 @@ def run_soak(changes: int, keys: int, faults: str | None, poison: int, seed: int
         report.duplicates = len(seen) - len(set(seen))
         report.unexpected = len(set(seen) - expected - poison_seqs)
         report.raw_missing = len(expected - raw_sequences(lake.endpoint, bucket))
-        report.order_violations, report.redriven_out_of_order = order_violations(rows, redriven_seqs)
+        examples: list[str] = []
+        report.order_violations, report.redriven_out_of_order = order_violations(rows, redriven_seqs, examples)
+        report.notes += [f"out of order: {e}" for e in examples]
         dlq = _dlq_records(dead_letters(lake.endpoint))
         report.dead_lettered = len(dlq)
         report.poison_in_dlq = len({int(rec["dynamodb"]["SequenceNumber"]) for rec, reason in dlq
