@@ -382,12 +382,16 @@ class IcebergTables:
     # -- the catalog --------------------------------------------------------------
 
     def io_properties(self) -> dict[str, str]:
-        """pyiceberg FileIO properties: the same endpoint, region and credentials as boto3."""
+        """pyiceberg FileIO properties: the same endpoint, region and credentials as boto3.
+
+        Credentials are handed over only for an endpoint or a profile of ours (the embedded AWS,
+        a named profile): frozen, they would expire under a long Glue job. On AWS with neither,
+        pyarrow's S3 filesystem finds the role's credentials itself and refreshes them."""
         props = {"s3.region": self.settings.region}
         if self.settings.endpoint_url:
             props["s3.endpoint"] = self.settings.endpoint_url
         creds = self.clients.session.get_credentials()
-        if creds is not None:
+        if creds is not None and (self.settings.endpoint_url or self.settings.profile):
             frozen = creds.get_frozen_credentials()
             props["s3.access-key-id"] = frozen.access_key
             props["s3.secret-access-key"] = frozen.secret_key
