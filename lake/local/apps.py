@@ -592,20 +592,16 @@ class LocalApp:
         return False
 
     def invocations(self, function: str) -> list[dict[str, Any]]:
-        """The events ``function`` received, in order (retries included); :meth:`calls` adds
-        what each invocation came to, :meth:`stats` the counters of each trigger."""
-        return [c["event"] for c in self.calls(function)]
-
-    events = invocations
-
-    def calls(self, function: str) -> list[dict[str, Any]]:
-        """Each invocation of ``function``: ``{"trigger", "event", "outcome" ("ok", "error",
-        "timeout"), "result" (the reply, or the error's text)}``."""
+        """The events ``function`` received, in order: ``{"trigger", "event", "outcome", "result"}``."""
         target = self.functions.get(function)
         if target is None:
             raise ConfigError(f"app {self.app.name} has no function {function!r}")
         with target._lock:
             return list(target.received)
+
+    def events(self, function: str) -> list[dict[str, Any]]:
+        """Just the events ``function`` received."""
+        return [i["event"] for i in self.invocations(function)]
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Counters per trigger (queue pollers, hidden deliveries, schedules, stream mappings)."""

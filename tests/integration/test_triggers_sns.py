@@ -44,7 +44,7 @@ def test_sns_to_lambda_has_lambdas_shape_honours_the_filter_policy_and_retries(l
                     MessageAttributes={"kind": {"DataType": "String", "StringValue": "other"}})
         sns.publish(TopicArn=arn, Message="fail-once", MessageAttributes=keep)
         assert local.wait_idle(30)
-        invocations = local.calls("notified")
+        invocations = local.invocations("notified")
         stats = local.stats()["notified:sns:alerts"]
         subs = sns.list_subscriptions_by_topic(TopicArn=arn)["Subscriptions"]
     messages = [i["event"]["Records"][0]["Sns"]["Message"] for i in invocations]
