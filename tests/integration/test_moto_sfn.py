@@ -1,0 +1,168 @@
+"""moto's Step Functions interpreter on the embedded AWS (lake/local/moto_sfn.py), running the file
+index example's ASL (examples/file_index/statemachine.asl.json) against the embedded DynamoDB."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lake.aws.clients import Clients
+from lake.local import moto_sfn
+from lake.local.embedded import ADMIN_TOKEN_HEADER, EmbeddedAWS
+from lake.settings import Settings
+
+ASL = Path(__file__).resolve().parents[2] / "examples" / "file_index" / "statemachine.asl.json"
+ROLE = "arn:aws:iam::123456789012:role/file-index"
+TABLE = "files"
+
+
+def set_execution(aws: EmbeddedAWS, on: bool) -> None:
+    """moto's config API: with ``execute_state_machine`` on, StartExecution runs the ASL."""
+    body = json.dumps({"stepfunctions": {"execute_state_machine": on}}).encode()
+    req = urllib.request.Request(aws.endpoint_url + "/moto-api/config", data=body, method="POST",
+                                 headers={ADMIN_TOKEN_HEADER: aws.admin_token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        resp.read()
+
+
+@pytest.fixture
+def sfn_clients(embedded_aws: EmbeddedAWS, clients: Clients) -> Iterator[Clients]:
+    """Clients on a reset embedded AWS that executes state machines, with the file index table."""
+    moto_sfn.patch()
+    set_execution(embedded_aws, True)
+    clients.dynamodb.create_table(
+        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "fileName", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "fileName", "KeyType": "HASH"}])
+    yield clients
+    set_execution(embedded_aws, False)  # the process-wide default: other tests see moto's plain backend
+
+
+def create_machine(clients: Clients, definition: str, name: str = "file-index") -> str:
+    return str(clients.stepfunctions.create_state_machine(
+        name=name, definition=definition.replace("${FilesTable}", TABLE), roleArn=ROLE)["stateMachineArn"])
+
+
+def object_created(key: str, time_: str, size: int = 5, bucket: str = "uploads") -> dict[str, Any]:
+    """An S3 Object Created event as EventBridge delivers it (keys are not URL-encoded here)."""
+    return {
+        "version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103", "detail-type": "Object Created",
+        "source": "aws.s3", "account": "123456789012", "time": time_, "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {"version": "0", "bucket": {"name": bucket},
+                   "object": {"key": key, "size": size, "etag": "b1946ac92492d2347c6235b4d2611184",
+                              "sequencer": "617f08299329d189"},
+                   "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012",
+                   "source-ip-address": "1.2.3.4", "reason": "PutObject"},
+    }
+
+
+def run(clients: Clients, machine: str, name: str, event: dict[str, Any], timeout: float = 20) -> dict[str, Any]:
+    arn = clients.stepfunctions.start_execution(stateMachineArn=machine, name=name,
+                                                input=json.dumps(event))["executionArn"]
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = clients.stepfunctions.describe_execution(executionArn=arn)
+        if desc["status"] != "RUNNING" or time.monotonic() > deadline:
+            return dict(desc)
+        time.sleep(0.05)
+
+
+def states_entered(clients: Clients, execution_arn: str) -> list[str]:
+    events = clients.stepfunctions.get_execution_history(executionArn=execution_arn)["events"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+
+
+def row(clients: Clients, key: str) -> dict[str, Any]:
+    item = clients.dynamodb.get_item(TableName=TABLE, Key={"fileName": {"S": key}}, ConsistentRead=True)
+    return {k: next(iter(v.values())) for k, v in item.get("Item", {}).items()}
+
+
+def test_the_file_index_asl_puts_new_files_and_updates_known_ones(sfn_clients: Clients) -> None:
+    machine = create_machine(sfn_clients, ASL.read_text())
+    key = "reports/2026/Q1 summary – café.pdf"  # nested, a space, non-ASCII: verbatim in the index
+    first = run(sfn_clients, machine, "upload-1", object_created(key, "2026-03-01T10:00:00Z", size=1234))
+    assert first["status"] == "SUCCEEDED", first
+    assert states_entered(sfn_clients, first["executionArn"]) == ["Query", "ObjectExists", "PutObject", "ObjectAdded"]
+    assert row(sfn_clients, key) == {"fileName": key, "bucket": "uploads", "size": "1234", "version": "1",
+                                     "firstSeen": "2026-03-01T10:00:00Z", "lastModified": "2026-03-01T10:00:00Z"}
+
+    again = run(sfn_clients, machine, "upload-2", object_created(key, "2026-03-02T08:30:00Z", size=2048))
+    assert again["status"] == "SUCCEEDED", again
+    assert states_entered(sfn_clients, again["executionArn"]) == ["Query", "ObjectExists", "UpdateObject",
+                                                                  "ObjectUpdated"]
+    assert row(sfn_clients, key) == {"fileName": key, "bucket": "uploads", "size": "2048", "version": "2",
+                                     "firstSeen": "2026-03-01T10:00:00Z", "lastModified": "2026-03-02T08:30:00Z"}
+    assert sfn_clients.dynamodb.scan(TableName=TABLE)["Count"] == 1
+
+
+def test_concurrent_uploads_of_one_key_are_all_counted(sfn_clients: Clients) -> None:
+    """Executions racing between Query and PutObject: the conditional put's failure is caught and
+    becomes an update, so no upload is lost (the article's PutItem would overwrite)."""
+    machine = create_machine(sfn_clients, ASL.read_text())
+    n = 6
+    results: list[dict[str, Any]] = []
+    threads = [threading.Thread(target=lambda i=i: results.append(
+        run(sfn_clients, machine, f"race-{i}", object_created("inbox/same.csv", f"2026-03-01T10:00:0{i}Z"))))
+        for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r["status"] for r in results) == ["SUCCEEDED"] * n
+    ends = [states_entered(sfn_clients, r["executionArn"])[-1] for r in results]
+    assert sorted(ends) == ["ObjectAdded"] + ["ObjectUpdated"] * (n - 1)  # one creator, however they raced
+    assert row(sfn_clients, "inbox/same.csv")["version"] == str(n)
+
+
+def test_the_articles_choice_on_items_never_finds_a_file(sfn_clients: Clients) -> None:
+    """The article's ``"Variable": "$.dynamoDbResult.Items", "NumericGreaterThan": 0``: a list is no
+    number, so the rule never matches; with its unconditional PutItem, a known file's row is replaced."""
+    asl = json.loads(ASL.read_text())
+    asl["States"]["ObjectExists"]["Choices"][0]["Variable"] = "$.dynamoDbResult.Items"
+    asl["States"]["Query"]["ResultSelector"] = {"Items.$": "$.Items"}
+    put = asl["States"]["PutObject"]
+    del put["Catch"], put["Parameters"]["ConditionExpression"]
+    machine = create_machine(sfn_clients, json.dumps(asl), name="file-index-article")
+    sfn_clients.dynamodb.put_item(TableName=TABLE, Item={"fileName": {"S": "a.txt"}, "version": {"N": "3"},
+                                                         "firstSeen": {"S": "2026-01-01T00:00:00Z"}})
+    result = run(sfn_clients, machine, "article-1", object_created("a.txt", "2026-03-01T10:00:00Z"))
+    assert result["status"] == "SUCCEEDED", result
+    assert states_entered(sfn_clients, result["executionArn"]) == ["Query", "ObjectExists", "PutObject", "ObjectAdded"]
+    assert row(sfn_clients, "a.txt")["version"] == "1"  # its history (three uploads since January) is lost
+    assert row(sfn_clients, "a.txt")["firstSeen"] == "2026-03-01T10:00:00Z"
+
+
+def test_the_interpreter_calls_the_server_that_took_the_request(sfn_clients: Clients,
+                                                                embedded_aws: EmbeddedAWS) -> None:
+    create_machine(sfn_clients, ASL.read_text())
+    assert moto_sfn.endpoint() == embedded_aws.endpoint_url
+    rebound = sys.modules["moto.stepfunctions.parser.asl.utils.boto_client"].boto_client_for
+    original = rebound.__wrapped__
+    holders = [m.__name__ for m in list(sys.modules.values())
+               if getattr(m, "__name__", "").startswith("moto.stepfunctions.parser")
+               and getattr(m, "boto_client_for", None) is not None]
+    assert len(holders) >= 10  # the service integrations, the Lambda helper, the Map state's S3 readers/writers
+    assert [h for h in holders if sys.modules[h].boto_client_for is original] == []
+    moto_sfn.patch()  # idempotent: no second wrapper
+    assert sys.modules["moto.stepfunctions.parser.asl.utils.boto_client"].boto_client_for is rebound
+
+
+def test_a_failing_service_call_fails_the_execution_with_dynamodbs_error(sfn_clients: Clients,
+                                                                         settings: Settings) -> None:
+    """The error reaches the execution with Step Functions' name for it (as a Catch would see it)."""
+    machine = create_machine(sfn_clients, ASL.read_text().replace("${FilesTable}", "missing"), name="broken")
+    result = run(sfn_clients, machine, "broken-1", object_created("a.txt", "2026-03-01T10:00:00Z"))
+    assert result["status"] == "FAILED"
+    history = sfn_clients.stepfunctions.get_execution_history(executionArn=result["executionArn"])["events"]
+    failed = [e["taskFailedEventDetails"] for e in history if e["type"] == "TaskFailed"]
+    assert failed and failed[0]["error"] == "DynamoDb.ResourceNotFoundException"
+    assert settings.region in result["executionArn"]
