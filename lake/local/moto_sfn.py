@@ -16,9 +16,16 @@ and the state journal, as any other client's, so what an execution writes surviv
 of a persistent ``lake up``. All embedded servers of a process share moto's backends, so the
 last server noted is as good as any other while several run (tests).
 
-Nothing else is needed for the file index example: the ``aws-sdk:dynamodb:query`` and the
-optimized ``dynamodb:putItem`` / ``dynamodb:updateItem`` integrations run as they are
-(tests/integration/test_moto_sfn.py pins it).
+Nothing else is needed in the interpreter for the file index example: the
+``aws-sdk:dynamodb:query`` and the optimized ``dynamodb:putItem`` / ``dynamodb:updateItem``
+integrations run as they are (tests/integration/test_moto_sfn.py pins it).
+
+And the events that start executions: S3's "Object Created" events on EventBridge (a bucket's
+``EventBridgeConfiguration``) all carry one constant ``id`` in moto (its event template's), so
+every execution named after its event (as a rule's target starts them: the same event delivered
+again must not run twice) would have one name, and every upload after the first would be refused
+as ``ExecutionAlreadyExists``. :func:`patch` gives each such event its own id, as AWS does, and
+names the object's ETag ``etag`` as AWS does (moto: ``eTag``).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import uuid
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -114,4 +122,29 @@ def patch() -> None:
             return original_call(self)
 
         StepFunctionResponse.call_action = call_action  # type: ignore[method-assign]
+        _patch_s3_eventbridge_events()
         _PATCHED = True
+
+
+def _patch_s3_eventbridge_events() -> None:
+    """S3's EventBridge events with an id of their own and ``etag`` (see the module's docstring).
+
+    moto builds one event per upload and hands the same dict to every rule of every bus
+    (``moto.s3.notifications._send_event_bridge_message``): it is fixed in place on the first
+    rule, so all rules see one event with one id, as on AWS.
+    """
+    from moto.events.models import Rule
+    from moto.events.utils import _BASE_EVENT_MESSAGE
+
+    template_id = _BASE_EVENT_MESSAGE["id"]
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if original_event.get("source") == "aws.s3" and original_event.get("id") == template_id:
+            original_event["id"] = str(uuid.uuid4())
+            obj = original_event.get("detail", {}).get("object", {})
+            if "eTag" in obj:
+                obj["etag"] = obj.pop("eTag")
+        original(self, original_event, transform_input)
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]

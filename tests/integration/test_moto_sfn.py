@@ -51,14 +51,15 @@ def create_machine(clients: Clients, definition: str, name: str = "file-index") 
         name=name, definition=definition.replace("${FilesTable}", TABLE), roleArn=ROLE)["stateMachineArn"])
 
 
-def object_created(key: str, time_: str, size: int = 5, bucket: str = "uploads") -> dict[str, Any]:
+def object_created(key: str, time_: str, size: int = 5, bucket: str = "uploads",
+                   etag: str = "b1946ac92492d2347c6235b4d2611184") -> dict[str, Any]:
     """An S3 Object Created event as EventBridge delivers it (keys are not URL-encoded here)."""
     return {
         "version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103", "detail-type": "Object Created",
         "source": "aws.s3", "account": "123456789012", "time": time_, "region": "us-east-1",
         "resources": [f"arn:aws:s3:::{bucket}"],
         "detail": {"version": "0", "bucket": {"name": bucket},
-                   "object": {"key": key, "size": size, "etag": "b1946ac92492d2347c6235b4d2611184",
+                   "object": {"key": key, "size": size, "etag": etag,
                               "sequencer": "617f08299329d189"},
                    "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012",
                    "source-ip-address": "1.2.3.4", "reason": "PutObject"},
@@ -89,17 +90,17 @@ def row(clients: Clients, key: str) -> dict[str, Any]:
 def test_the_file_index_asl_puts_new_files_and_updates_known_ones(sfn_clients: Clients) -> None:
     machine = create_machine(sfn_clients, ASL.read_text())
     key = "reports/2026/Q1 summary – café.pdf"  # nested, a space, non-ASCII: verbatim in the index
-    first = run(sfn_clients, machine, "upload-1", object_created(key, "2026-03-01T10:00:00Z", size=1234))
+    first = run(sfn_clients, machine, "upload-1", object_created(key, "2026-03-01T10:00:00Z", size=1234, etag="e1"))
     assert first["status"] == "SUCCEEDED", first
     assert states_entered(sfn_clients, first["executionArn"]) == ["Query", "ObjectExists", "PutObject", "ObjectAdded"]
-    assert row(sfn_clients, key) == {"fileName": key, "bucket": "uploads", "size": "1234", "version": "1",
+    assert row(sfn_clients, key) == {"fileName": key, "bucket": "uploads", "size": "1234", "etag": "e1", "version": "1",
                                      "firstSeen": "2026-03-01T10:00:00Z", "lastModified": "2026-03-01T10:00:00Z"}
 
-    again = run(sfn_clients, machine, "upload-2", object_created(key, "2026-03-02T08:30:00Z", size=2048))
+    again = run(sfn_clients, machine, "upload-2", object_created(key, "2026-03-02T08:30:00Z", size=2048, etag="e2"))
     assert again["status"] == "SUCCEEDED", again
     assert states_entered(sfn_clients, again["executionArn"]) == ["Query", "ObjectExists", "UpdateObject",
                                                                   "ObjectUpdated"]
-    assert row(sfn_clients, key) == {"fileName": key, "bucket": "uploads", "size": "2048", "version": "2",
+    assert row(sfn_clients, key) == {"fileName": key, "bucket": "uploads", "size": "2048", "etag": "e2", "version": "2",
                                      "firstSeen": "2026-03-01T10:00:00Z", "lastModified": "2026-03-02T08:30:00Z"}
     assert sfn_clients.dynamodb.scan(TableName=TABLE)["Count"] == 1
 
@@ -166,3 +167,29 @@ def test_a_failing_service_call_fails_the_execution_with_dynamodbs_error(sfn_cli
     failed = [e["taskFailedEventDetails"] for e in history if e["type"] == "TaskFailed"]
     assert failed and failed[0]["error"] == "DynamoDb.ResourceNotFoundException"
     assert settings.region in result["executionArn"]
+
+
+def test_s3_events_on_eventbridge_have_ids_of_their_own_and_an_etag(sfn_clients: Clients) -> None:
+    """S3 → EventBridge → SQS is moto's own delivery; each event gets its own id (a rule's target
+    names executions after it), ``etag`` as AWS names it, and the key as it is (not URL-encoded)."""
+    s3, events, sqs = sfn_clients.s3, sfn_clients.events, sfn_clients.sqs
+    s3.create_bucket(Bucket="index-uploads")
+    s3.put_bucket_notification_configuration(Bucket="index-uploads",
+                                             NotificationConfiguration={"EventBridgeConfiguration": {}})
+    urls = [sqs.create_queue(QueueName=f"seen-{i}")["QueueUrl"] for i in range(2)]
+    for i, url in enumerate(urls):  # two rules: one event, one id for both
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        pattern = {"source": ["aws.s3"], "detail-type": ["Object Created"],
+                   "detail": {"bucket": {"name": ["index-uploads"]}}}
+        events.put_rule(Name=f"created-{i}", EventPattern=json.dumps(pattern))
+        events.put_targets(Rule=f"created-{i}", Targets=[{"Id": "q", "Arn": arn}])
+    keys = ["a/b c.txt", "données/été 2026+x.csv"]
+    for key in keys:
+        s3.put_object(Bucket="index-uploads", Key=key, Body=b"hello")
+    got = [[json.loads(m["Body"]) for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]]
+           for url in urls]
+    assert [[e["detail"]["object"]["key"] for e in g] for g in got] == [keys, keys]
+    assert [e["id"] for e in got[0]] == [e["id"] for e in got[1]]
+    assert len({e["id"] for e in got[0]}) == 2
+    assert {e["detail"]["object"]["etag"] for e in got[0]} == {"5d41402abc4b2a76b9719d911017c592"}
+    assert all("eTag" not in e["detail"]["object"] for e in got[0])
