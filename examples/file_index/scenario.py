@@ -25,6 +25,7 @@ FILES: dict[str, bytes] = {
     "deep/nested/prefix/with spaces/notes.txt": b"first draft",
 }
 REUPLOADED = ("deep/nested/prefix/with spaces/notes.txt", "photos/Été 2026/plage (1).jpg")
+EDIT = b" (edited)"  # appended to a re-uploaded file's content
 
 
 def run(app: LocalApp, say: Callable[[str], None]) -> dict[str, Any]:
@@ -49,15 +50,12 @@ def run(app: LocalApp, say: Callable[[str], None]) -> dict[str, Any]:
     _next_second(max((r["lastModified"] for r in first.values()), default=""))
     say(f"uploading {len(REUPLOADED)} known keys again, with new content")
     for key in REUPLOADED:
-        s3.put_object(Bucket=bucket, Key=key, Body=FILES[key] + b" (edited)")
+        s3.put_object(Bucket=bucket, Key=key, Body=FILES[key] + EDIT)
     _settle(app, say, executions=len(FILES) + len(REUPLOADED))
     second = _index(ddb, table)
     facts["no_new_rows"] = sorted(second) == sorted(FILES)
-    facts["reuploads_updated"] = all(
-        k in first and k in second and second[k]["version"] == "2" and second[k]["lastModified"] > first[k]["lastModified"]
-        and second[k]["firstSeen"] == first[k]["firstSeen"] and second[k]["etag"] != first[k]["etag"]
-        and second[k]["size"] == str(len(FILES[k]) + len(b" (edited)")) for k in REUPLOADED)
-    facts["others_untouched"] = all(second[k] == first[k] for k in FILES if k not in REUPLOADED)
+    facts["reuploads_updated"] = all(_updated(first.get(k), second.get(k), len(FILES[k] + EDIT)) for k in REUPLOADED)
+    facts["others_untouched"] = all(k in first and second.get(k) == first[k] for k in FILES if k not in REUPLOADED)
     for key in REUPLOADED:
         before, after = first.get(key, {}), second.get(key, {})
         say(f"  {key!r}: version {after.get('version')}, lastModified "
@@ -80,6 +78,14 @@ def run(app: LocalApp, say: Callable[[str], None]) -> dict[str, Any]:
                                          "reuploads_updated", "others_untouched", "executions_succeeded",
                                          "executions_named_once", "in_the_lake"))
     return facts
+
+
+def _updated(before: dict[str, str] | None, after: dict[str, str] | None, size: int) -> bool:
+    """The same row after a second upload: one version on, lastModified later, firstSeen kept, the new content's
+    size and ETag."""
+    return before is not None and after is not None and after["version"] == "2" \
+        and after["lastModified"] > before["lastModified"] and after["firstSeen"] == before["firstSeen"] \
+        and after["etag"] != before["etag"] and after["size"] == str(size)
 
 
 def _name_the_bucket_in_the_rule(app: LocalApp) -> None:
@@ -127,7 +133,7 @@ def _executions(app: LocalApp) -> list[dict[str, Any]]:
             for e in page["executions"]]
 
 
-def _lake_changes(app: LocalApp, table: str, want: dict[str, int], timeout_s: float = 40.0) -> dict[str, int]:
+def _lake_changes(app: LocalApp, table: str, want: dict[str, int], timeout_s: float = 60.0) -> dict[str, int]:
     """The index table's changes by event name in the lake's ``changes`` table, through the local
     query engine (as ``lake query`` runs it), once they are all there or at the timeout."""
     from lake.errors import QueryError
