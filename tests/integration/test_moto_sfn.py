@@ -124,6 +124,53 @@ def test_concurrent_uploads_of_one_key_are_all_counted(sfn_clients: Clients) -> 
     assert row(sfn_clients, "inbox/same.csv")["version"] == str(n)
 
 
+# The article's ASL as published (seed 002), its <<TABLE_NAME>> placeholder made a substitution.
+ARTICLE_ASL = {
+    "Comment": "Triggered on EventBridge S3 Object Created notification",
+    "StartAt": "Query",
+    "States": {
+        "Query": {"Type": "Task", "Next": "ObjectExists",
+                  "Parameters": {"TableName": "${FilesTable}", "KeyConditionExpression": "fileName = :fileName",
+                                 "ExpressionAttributeValues": {":fileName": {"S.$": "$.detail.object.key"}}},
+                  "Resource": "arn:aws:states:::aws-sdk:dynamodb:query", "ResultPath": "$.dynamoDbResult"},
+        "ObjectExists": {"Type": "Choice", "Choices": [
+            {"Variable": "$.dynamoDbResult.Items", "NumericGreaterThan": 0, "Next": "UpdateObject"}],
+            "Default": "PutObject"},
+        "UpdateObject": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:updateItem",
+                         "Parameters": {"TableName": "${FilesTable}", "Key": {"fileName": {"S": "$.detail.object.key"}},
+                                        "UpdateExpression": "set lastModified : lastModified",
+                                        "ExpressionAttributeValues": {":lastModified": {"S": "$.time"}}},
+                         "Next": "ObjectUpdated"},
+        "PutObject": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:putItem",
+                      "Parameters": {"TableName": "${FilesTable}",
+                                     "Item": {"fileName": {"S": "$.detail.object.key"},
+                                              "lastModified": {"S": "$.time"}}},
+                      "Next": "ObjectAdded"},
+        "ObjectUpdated": {"Type": "Succeed"},
+        "ObjectAdded": {"Type": "Succeed"},
+    },
+}
+
+
+def test_the_articles_asl_as_published_indexes_a_json_path(sfn_clients: Clients) -> None:
+    """With its table (fileName + lastModified as the key), the article's ASL stores the JSONPath
+    text itself (``"S": "$.detail.object.key"`` lacks ``.$``), and every upload takes the put."""
+    sfn_clients.dynamodb.create_table(
+        TableName="article-files", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "fileName", "AttributeType": "S"},
+                              {"AttributeName": "lastModified", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "fileName", "KeyType": "HASH"},
+                   {"AttributeName": "lastModified", "KeyType": "RANGE"}])
+    machine = str(sfn_clients.stepfunctions.create_state_machine(
+        name="article", roleArn=ROLE,
+        definition=json.dumps(ARTICLE_ASL).replace("${FilesTable}", "article-files"))["stateMachineArn"])
+    for i, key in enumerate(["a.txt", "b.txt", "a.txt"]):
+        result = run(sfn_clients, machine, f"article-{i}", object_created(key, f"2026-03-0{i + 1}T10:00:00Z"))
+        assert states_entered(sfn_clients, result["executionArn"])[-2:] == ["PutObject", "ObjectAdded"]
+    items = sfn_clients.dynamodb.scan(TableName="article-files")["Items"]
+    assert items == [{"fileName": {"S": "$.detail.object.key"}, "lastModified": {"S": "$.time"}}]
+
+
 def test_the_articles_choice_on_items_never_finds_a_file(sfn_clients: Clients) -> None:
     """The article's ``"Variable": "$.dynamoDbResult.Items", "NumericGreaterThan": 0``: a list is no
     number, so the rule never matches; with its unconditional PutItem, a known file's row is replaced."""
