@@ -2,8 +2,9 @@
 
 ``commands`` is keyed by microservice: its atomic counter numbers each microservice's commands
 and its stream delivers them in that order. ``events`` is the ordered log (partition
-microservice, sort sequence), ``entities`` the state snapshots, ``requests`` the request ids
-already handled (idempotency; not archived: it carries nothing the events do not).
+microservice, sort sequence), ``entities`` the state snapshots and ``requests`` the request ids
+already handled (idempotency). The lake archives the commands (what was asked) and the events
+(what happened); the other two are derived from those and are not archived.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ APP = App(
     tables=(
         Table("commands", hash_key="microservice"),
         Table("events", hash_key="microservice", range_key="sequence", range_type="N"),
-        Table("entities", hash_key="microservice", range_key="entity"),
+        Table("entities", hash_key="microservice", range_key="entity", stream=None, archived=False),
         Table("requests", hash_key="microservice", range_key="request_id", stream=None, archived=False),
     ),
     functions=(
