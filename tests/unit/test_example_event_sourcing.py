@@ -110,8 +110,9 @@ class MemoryStore(EventStore):
     """EventStore's three conditional puts on dicts (the same conditions); after ``fail_after``
     puts, a transient error (a throttled or lost call) on every put."""
 
-    KEYS: ClassVar[dict[str, tuple[str, str]]] = {"events": ("microservice", "sequence"), "entities": ("microservice", "entity"),
-            "requests": ("microservice", "request_id")}
+    KEYS: ClassVar[dict[str, tuple[str, str]]] = {
+        "events": ("microservice", "sequence"), "entities": ("microservice", "entity"),
+        "requests": ("microservice", "request_id")}
 
     def __init__(self, fail_after: int | None = None) -> None:
         super().__init__(None, Tables("commands", "events", "entities", "requests"))
