@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from lake.local.apps import LocalApp
 
 SEED = 3
-COMMANDS = 160
+COMMANDS = 120
 CLIENTS = 4
 RETRY_RATE = 0.06  # requests a client sends twice
 
