@@ -177,10 +177,12 @@ def run(app: LocalApp, say: Callable[[str], None]) -> dict[str, Any]:
     after = sum(len(events_of(ddb, names["events"], ms)) for ms in MICROSERVICES)
     facts["events_after_replay"] = after
     say(f"replayed {facts['replayed']} archived commands into the processor: {after - facts['events']} new events")
+    t3 = time.monotonic()
 
     with tempfile.TemporaryDirectory(prefix="event-sourcing-") as tmp:
         rebuilder, replayed = rebuild_from_lake(app, names["commands"], Path(tmp))
     facts.update(replayed)
+    t4 = time.monotonic()
     from_events = state_from_events(ddb, names["events"], MICROSERVICES)
     from_lake = rebuilder.log.states
     live = live_state(ddb, names["entities"])
@@ -194,6 +196,8 @@ def run(app: LocalApp, say: Callable[[str], None]) -> dict[str, Any]:
     say(f"state of {len(live)} entities: from events == live: {from_events == live}; "
         f"from the lake (lake replay) == live: {from_lake == live}")
     facts["lake_changes"] = lake_changes(app, archived)
+    facts["seconds"].update(replay_into_processor=round(t3 - t2, 1), lake_replay=round(t4 - t3, 1),
+                            checks=round(time.monotonic() - t4, 1))
     facts["ok"] = bool(
         idle and not facts["log_problems"] and facts["events"] == len(first) == len(commands)
         and facts["events_after_replay"] == facts["events"] and facts["replay_failures"] == 0

@@ -118,8 +118,6 @@ def check(accepted: list[Request], refused: dict[str, dict[str, Any]], lake_even
         if seq < last_seq.get(r.item, -1):
             regressions.append(f"{r.item}: {r.sequence} after {last_seq[r.item]}")
         last_seq[r.item] = max(seq, last_seq.get(r.item, -1))
-    for record in refused.values():
-        versions.setdefault(f"shipment_id={record['dynamodb']['Keys']['shipment_id']['S']}", [])
     out_of_order = sorted(i for i, v in versions.items() if v != sorted(v))
     refused_versions: dict[str, list[int]] = {}
     for record in refused.values():
@@ -193,14 +191,18 @@ def run(app: LocalApp, say: Callable[[str], None]) -> dict[str, Any]:
         refused = {r["idempotencyKey"]: r["record"] for r in rejected}
         facts = check(receiver.accepted, refused, lake_ids, writes)
         requests = receiver.requests
+        invocations = app.invocations("deliver-changes")
         facts.update(
             idle=idle,
             requests=len(requests),
             failed_requests=sum(1 for r in requests if r.status == 0 or r.status >= 500),
             refused_statuses=sorted({r["status"] for r in rejected}),
-            invocations=len(app.invocations("deliver-changes")),
+            invocations=len(invocations),
+            # invocations that reported batch item failures: Lambda resumed the shard at the first
+            redelivered_batches=sum(1 for i in invocations if (i.get("result") or {}).get("batchItemFailures")),
         )
-        facts["ok"] = bool(facts["ok"] and idle and facts["refused"] >= 1 and facts["failed_requests"] > 0)
+        facts["ok"] = bool(facts["ok"] and idle and facts["refused"] >= 1 and facts["failed_requests"] > 0
+                           and facts["redelivered_batches"] >= 1)
         say(f"{facts['delivered']} delivered ({facts['duplicate_posts']} duplicate POSTs), {facts['refused']} refused, "
             f"{facts['failed_requests']} failed requests retried, in {facts['invocations']} invocations")
         return facts

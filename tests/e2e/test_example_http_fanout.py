@@ -18,4 +18,4 @@ def test_http_fanout_delivers_every_change_in_per_item_order_through_failures() 
     # the endpoint's faults were met: retried requests, a refusal reported on the queue, and
     # an outage longer than one invocation's retries (the batch redelivered from its failure)
     assert o["failed_requests"] > 0 and o["refused"] >= 1 and o["refused_statuses"] == [422]
-    assert o["invocations"] > 1 and o["requests"] > o["delivered"] + o["refused"]
+    assert o["redelivered_batches"] >= 1 and o["requests"] > o["delivered"] + o["refused"]
