@@ -75,7 +75,10 @@ class Command:
         args = doc.get("args") or {}
         if not isinstance(args, dict) or not all(isinstance(v, str | int) for v in args.values()):
             raise InvalidCommand("args must be an object of strings and integers")
-        return cls(ms, name, doc["entity"], doc["id"], doc["user"], int(doc.get("timestamp", 0)), args)
+        timestamp = doc.get("timestamp", 0)
+        if not isinstance(timestamp, int) or isinstance(timestamp, bool):
+            raise InvalidCommand("timestamp must be an integer (epoch milliseconds)")
+        return cls(ms, name, doc["entity"], doc["id"], doc["user"], timestamp, args)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ twice) and the entity's new state (only if older than this event). A record that
 transient reason is reported with every later one (``batchItemFailures``: Lambda resumes at
 the first), and what was already written is skipped on redelivery by the same conditions.
 
-``StateRebuilder``: a replay target, ``lake replay python:examples.event_sourcing.handlers:StateRebuilder``
-style, folding the archived commands through the same domain logic.
+``StateRebuilder``: a handler object for ``lake replay`` (``Target.python(StateRebuilder())``, or
+the events of ``lake replay file:…``) that folds the archived commands through the same domain
+logic, in memory.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from examples.event_sourcing.domain import (
@@ -156,16 +157,16 @@ class Outcome:
     duplicates: int = 0  # a request id seen before: no second event
     redelivered: int = 0  # the event was already written (a retried batch, a replay)
     invalid: int = 0
-    failures: list[str] | None = None
+    failures: list[str] = field(default_factory=list)  # SequenceNumbers to redeliver (batchItemFailures)
 
     def response(self) -> dict[str, Any]:
-        return {"batchItemFailures": [{"itemIdentifier": s} for s in self.failures or []]}
+        return {"batchItemFailures": [{"itemIdentifier": s} for s in self.failures]}
 
 
 def process(store: EventStore, records: Sequence[Mapping[str, Any]]) -> Outcome:
     """Handle a batch of commands-table stream records in order; on a transient failure report
     that record and every later one (they are redelivered from the first, in order)."""
-    out = Outcome(failures=[])
+    out = Outcome()
     states: dict[Key, State] = {}  # the entities this batch read or wrote, as they are now
     for i, record in enumerate(records):
         image = (record.get("dynamodb") or {}).get("NewImage")
@@ -208,7 +209,7 @@ def process_commands(event: Mapping[str, Any], context: Any = None) -> dict[str,
     _, clients = _runtime.get()
     out = process(EventStore(clients.dynamodb, Tables.from_env()), event.get("Records") or [])
     log.info("events written %d, duplicates %d, redelivered %d, invalid %d, failed %d",
-             out.written, out.duplicates, out.redelivered, out.invalid, len(out.failures or []))
+             out.written, out.duplicates, out.redelivered, out.invalid, len(out.failures))
     return out.response()
 
 

@@ -156,12 +156,13 @@ def deliver(records: Sequence[Mapping[str, Any]], post: Post, fetch_claim: Fetch
     out = Delivery()
     changes: dict[int, Change] = {}
     seen: set[str] = set()
+    rejected: list[tuple[int, Rejected]] = []  # with their batch positions
     for i, kr in enumerate(records):
         seq = str((kr.get("kinesis") or {}).get("sequenceNumber", ""))
         try:
             c = change_of(i, kr, fetch_claim)
         except MalformedRecordError as e:
-            out.rejected.append(Rejected(f"not a change of the lake: {e}", None, seq))
+            rejected.append((i, Rejected(f"not a change of the lake: {e}", None, seq)))
             continue
         if (options.tables and c.entry.table not in options.tables) or c.entry.event_id in seen:
             out.skipped += 1  # a repeat in one batch: the fan-out's redelivery put it twice
@@ -183,9 +184,9 @@ def deliver(records: Sequence[Mapping[str, Any]], post: Post, fetch_claim: Fetch
                     out.posted += 1
                     plan.succeeded(entry)
                 elif not resp.retryable:
-                    c = changes[entry.index]
-                    out.rejected.append(Rejected(f"HTTP {resp.status}: {resp.detail}", resp.status,
-                                                 entry.sequence_number, entry.table, entry.event_id, c.record))
+                    rejected.append((entry.index, Rejected(
+                        f"HTTP {resp.status}: {resp.detail}", resp.status, entry.sequence_number, entry.table,
+                        entry.event_id, changes[entry.index].record)))
                     plan.succeeded(entry)  # handled: reported, and the item's next change may go
                 else:
                     any_failed = True
@@ -194,17 +195,11 @@ def deliver(records: Sequence[Mapping[str, Any]], post: Post, fetch_claim: Fetch
             if any_failed:
                 failing_rounds += 1
                 sleep(rng.uniform(0, min(options.max_delay_s, options.base_delay_s * 2 ** (failing_rounds - 1))))
+    first_failure = len(records)
     if plan.given_up:
         plan.abandon_rest()
-        # Lambda resumes at the lowest failure: a refused record after it is seen again then.
-        first = min(e.index for e in plan.given_up)
-        out.rejected = [r for r in out.rejected if _index(records, r.kinesis_sequence) < first]
+        first_failure = min(e.index for e in plan.given_up)
+    # Lambda resumes at the lowest failure: a refusal after it is met (and reported) again then.
+    out.rejected = [r for i, r in sorted(rejected, key=lambda x: x[0]) if i < first_failure]
     out.failures = plan.failure_identifiers()
     return out
-
-
-def _index(records: Sequence[Mapping[str, Any]], kinesis_sequence: str) -> int:
-    for i, r in enumerate(records):
-        if (r.get("kinesis") or {}).get("sequenceNumber") == kinesis_sequence:
-            return i
-    return len(records)

@@ -222,3 +222,9 @@ def test_the_command_log_ignores_stale_sequences_and_invalid_bodies() -> None:
     assert log.submit(1, cmd("loyalty", "enroll", "m", "r1").body()) is None
     assert log.submit(2, json.dumps({"type": "nope"})) is None and log.invalid == 1
     assert log.submit(3, cmd("loyalty", "enroll", "m", "r1").body()) is None and log.duplicates == 1
+
+
+def test_a_timestamp_must_be_an_integer() -> None:
+    body = json.loads(cmd("accounts", "open", "a", "r1").body())
+    with pytest.raises(InvalidCommand, match="timestamp"):
+        Command.parse(json.dumps({**body, "timestamp": "yesterday"}))

@@ -197,3 +197,16 @@ def test_the_receiver_fails_first_attempts_drops_connections_and_refuses_bad_wei
         bad = change("b", 1, 3, weight=0)
         assert [send(bad).status for _ in range(2)] == [None, 422]
         assert [r.idempotency_key for r in rx.accepted] == ["ev-a-1", "ev-a-1", "ev-o-1", "ev-o-1"]
+
+
+def test_a_refusal_past_a_reported_failure_is_reported_once_on_the_redelivery() -> None:
+    records = [kinesis(change("a", 1, 1), 1), kinesis(change("b", 1, 2, weight=0), 2)]
+    down = {"on": True}
+    ep = Endpoint(lambda key, n: Response(503) if key == "ev-a-1" and down["on"]
+                  else Response(422, "weight") if key == "ev-b-1" else Response(200))
+    first = deliver(records, ep, no_claims, DeliveryOptions(max_attempts=2), sleep=lambda s: None)
+    assert first.failures == [records[0]["kinesis"]["sequenceNumber"]]  # Lambda resumes there: b-1 comes again
+    assert first.rejected == [] and ep.attempts["ev-b-1"] == 1  # so its refusal is reported then, once
+    down["on"] = False
+    again = deliver(records, ep, no_claims, DeliveryOptions(max_attempts=2), sleep=lambda s: None)
+    assert again.failures == [] and [json.loads(r.to_json())["idempotencyKey"] for r in again.rejected] == ["ev-b-1"]
