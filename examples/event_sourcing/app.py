@@ -45,7 +45,7 @@ APP = App(
             environment=ENVIRONMENT,
             permissions=(
                 Permission("table-stream", "commands", STREAM_READ),
-                Permission("table", "events", ("dynamodb:PutItem", "dynamodb:Query")),
+                Permission("table", "events", ("dynamodb:PutItem",)),
                 Permission("table", "entities", ("dynamodb:GetItem", "dynamodb:PutItem")),
                 Permission("table", "requests", ("dynamodb:GetItem", "dynamodb:PutItem")),
             ),
