@@ -16,7 +16,7 @@ from typing import Any
 
 from examples.http_fanout.delivery import DeliveryOptions, Rejected, deliver, http_post
 from lake.aws.clients import AWS_ERRORS, Clients, HandlerRuntime, translate
-from lake.curate.consumer import _fetch_claim
+from lake.curate.consumer import fetch_claim
 from lake.curate.decode import ClaimRef
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def deliver_changes(event: Mapping[str, Any], context: Any = None) -> dict[str, 
     settings, clients = _runtime.get()
 
     def fetch(ref: ClaimRef) -> tuple[str, Mapping[str, Any]]:
-        return ref.table, _fetch_claim(settings, clients, ref)
+        return ref.table, fetch_claim(settings, clients, ref)
 
     out = deliver(event.get("Records") or [], http_post(os.environ["DELIVERY_URL"]), fetch, options_from_env())
     if out.rejected:

@@ -61,7 +61,9 @@ class CurateResult:
         return {"batchItemFailures": [{"itemIdentifier": s} for s in self.failures]}
 
 
-def _fetch_claim(settings: Settings, clients: Clients, ref: ClaimRef) -> Mapping[str, Any]:
+def fetch_claim(settings: Settings, clients: Clients, ref: ClaimRef) -> Mapping[str, Any]:
+    """The stream record a claim check points at (the fan-out put it in the claims zone), checked
+    against its digest; public for other consumers of the lake's Kinesis stream (examples/http_fanout)."""
     try:
         body = clients.store(ref.bucket).get(ref.key)
     except NotFoundError as e:
@@ -94,7 +96,7 @@ def decode_batch(settings: Settings, clients: Clients, records: Sequence[Mapping
             doc = payload(rec)
             got = unwrap(doc, coords)
             if isinstance(got, ClaimRef):
-                table, record = got.table, _fetch_claim(settings, clients, got)
+                table, record = got.table, fetch_claim(settings, clients, got)
             else:
                 table, record = got
             change = decode(table, record, coords)
@@ -190,7 +192,7 @@ def _other_envelope(settings: Settings, clients: Clients, data: bytes, rec: Mapp
     try:
         got = unwrap(orjson.loads(data), coordinates(rec))
         if isinstance(got, ClaimRef):
-            return got.table, orjson.dumps(_fetch_claim(settings, clients, got))
+            return got.table, orjson.dumps(fetch_claim(settings, clients, got))
         return got[0], orjson.dumps(got[1])
     except (orjson.JSONDecodeError, LakeError) as e:
         raise Unsupported(f"envelope: {e}") from None
