@@ -1,0 +1,1 @@
+"""Runnable examples of applications that feed the lake (see README)."""
