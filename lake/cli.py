@@ -53,11 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from lake.local import demo, status, up
+    from lake.local import apps, demo, status, up
 
     up.add_parser(sub, parents)
     demo.add_parser(sub, parents)
     status.add_parser(sub, parents)
+    apps.add_parser(sub, parents)  # lake example <name>
     for name in PLUGINS:
         try:
             module = importlib.import_module(name)
