@@ -129,9 +129,10 @@ def run(app: LocalApp, say: Callable[[str], None]) -> dict[str, Any]:
         QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]["ApproximateNumberOfMessages"])
 
     for batch in sorted(logged):
+        n = releases.get(batch, 0)
         say(f"batch {batch!r}: {len(logged[batch])} rows logged; "
-            + (f"released once, {len(done.get(batch, []))} jobs done in order"
-               if releases.get(batch) == 1 else f"released {releases.get(batch, 0)} times"))
+            + (f"released once, {len(done.get(batch, []))} jobs done" if n == 1 else
+               f"not released (fewer than {THRESHOLD} rows)" if n == 0 else f"released {n} times!"))
     checks = {
         "idle": idle,
         "rows_logged": logged == want["logged"],
