@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from examples.upload_rows.app import APP, BATCHES, PROCESSED
+from examples.upload_rows.handlers import uploads_from_sns
 from examples.upload_rows.scenario import ROUNDS, announced, expected, run
 from lake.local.apps import LocalApp
 from lake.local.embedded import EmbeddedAWS
@@ -70,6 +71,16 @@ def test_upload_rows_fires_once_per_batch_in_fifo_order_and_feeds_the_lake(lake:
         # the worker saw the flaky rows twice and nothing else twice, each group in order
         work_bodies = [r["body"] for e in app.events("work") for r in e["Records"]]
         assert len(work_bodies) - len(set(work_bodies)) >= 2
+
+        # SNS delivering a notification again logs nothing twice
+        first = app.invocations("log_rows")[0]["event"]["Records"][0]["Sns"]
+        key = {"batch": {"S": uploads_from_sns({"Records": [{"Sns": first}]})[0].batch}}
+        before = app.clients.dynamodb.get_item(TableName=BATCHES, Key=key)["Item"]
+        app.clients.sns.publish(TopicArn=first["TopicArn"], Message=first["Message"])
+        assert app.wait_idle(60)
+        assert app.invocations("log_rows")[-1]["result"] == {"logged": 0, "repeated": 1}
+        after = app.clients.dynamodb.get_item(TableName=BATCHES, Key=key)["Item"]
+        assert after == before
 
         uploads = sum(1 for round_ in ROUNDS for key, _ in round_ if announced(key))
         changes = lake_changes(lake, [BATCHES, PROCESSED])
