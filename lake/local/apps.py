@@ -11,7 +11,10 @@ lake's own do), then starts the triggers:
 * schedule rules on the app's clock.
 
 What moto does itself is left to it: S3 → SNS/SQS/EventBridge, SNS → SQS (filter policies),
-EventBridge → SQS, SQS redrive to a dead-letter queue and FIFO deduplication.
+EventBridge → SQS, SQS redrive to a dead-letter queue and FIFO deduplication. What it does not
+is supplied: Lambda and Step Functions targets (hidden queues), schedules, FIFO order when two
+messages of a group come back together, the content-based deduplication id of a FIFO topic,
+a distinct id for each S3 event sent to EventBridge.
 
 ``lake example <name>`` (:func:`run_example`) runs an example's scenario on a fresh lake.
 """
@@ -48,6 +51,7 @@ from lake.clock import SYSTEM_CLOCK, Clock
 from lake.errors import ConfigError
 from lake.invocation import ACCOUNT_ID, resolve_handler
 from lake.local.triggers.base import FunctionTarget, QueuePoller, TriggerStats
+from lake.local.triggers.fifo_topics import patch_fifo_topic_deduplication
 from lake.local.triggers.hidden import HiddenQueue, RuleDispatch, RuleTarget, hidden_queue_name, sns_event
 from lake.local.triggers.schedule import Schedule, parse_schedule
 from lake.local.triggers.sqs import SqsMapping
@@ -165,6 +169,8 @@ class LocalApp:
     def _create_resources(self) -> None:
         for q in self._queues_in_order():
             self._ensure_queue(q)
+        if any(t.fifo and t.content_based_deduplication for t in self.app.topics):
+            patch_fifo_topic_deduplication()  # moto does not compute the id itself
         for t in self.app.topics:
             attrs = {"FifoTopic": "true"} if t.fifo else {}
             if t.fifo and t.content_based_deduplication:

@@ -4,6 +4,7 @@ lake archiving the app's table."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from lake.apps import App, Function, Queue, QueueEvents, StreamEvents, Table
+from lake.apps import App, Function, KinesisEvents, Queue, QueueEvents, StreamEvents, Table
 from lake.errors import ConfigError
 from lake.local.apps import LocalApp
 from lake.local.up import EmbeddedLake
@@ -34,6 +35,10 @@ def worker(event: dict[str, Any], context: Any) -> None:
     WORKED.extend(r["body"] for r in event["Records"])
 
 
+def consumer_b(event: dict[str, Any], context: Any) -> None:
+    """Reads the lake's Kinesis stream (the fan-out of every archived table's changes)."""
+
+
 APP = App(
     "shop",
     tables=(Table("shop-orders", hash_key="id"),),
@@ -43,6 +48,7 @@ APP = App(
                  triggers=(StreamEvents("shop-orders", batch_size=10,
                                         filter_patterns=(json.dumps({"eventName": ["INSERT", "MODIFY"]}),)),)),
         Function("worker", f"{HERE}:worker", triggers=(QueueEvents("shop-jobs"),)),
+        Function("consumer-b", f"{HERE}:consumer_b", triggers=(KinesisEvents(batch_size=50),)),
     ),
 )
 
@@ -73,6 +79,8 @@ def test_an_app_is_wired_its_chain_runs_and_its_table_reaches_the_lake(lake: Emb
         assert raw.get("KeyCount", 0) >= 1  # the lake archived the app's table
         stats = local.stats()
         assert stats["worker:sqs:shop-jobs"]["succeeded"] == 3
+        fanned = [base64.b64decode(r["kinesis"]["data"]) for e in local.events("consumer-b") for r in e["Records"]]
+        assert sum(b"shop-orders" in d for d in fanned) == 4  # every change, through the lake's stream
     assert "JOBS_URL" not in os.environ  # stop() put the environment back
     # Started again (idempotent resources), the same app works on.
     with LocalApp(APP, lake) as again:

@@ -61,3 +61,19 @@ def test_sns_to_lambda_has_lambdas_shape_honours_the_filter_policy_and_retries(l
     assert stats["retries"] == 1 and stats["function_errors"] == 1 and stats["dropped"] == 0
     assert [i["outcome"] for i in invocations if i["event"]["Records"][0]["Sns"]["Message"] == "fail-once"] == [
         "error", "ok"]
+
+
+def test_a_fifo_topic_with_content_based_deduplication_deduplicates_for_its_fifo_queue(lake: EmbeddedLake) -> None:
+    from lake.apps import Queue, Subscription
+
+    app = App("sns-fifo", topics=(Topic("orders.fifo", fifo=True, content_based_deduplication=True),),
+              queues=(Queue("order-events.fifo", fifo=True),),
+              subscriptions=(Subscription("orders.fifo", "order-events.fifo", raw_message_delivery=True),))
+    with LocalApp(app, lake) as local:
+        arn, url = local.topic_arns["orders.fifo"], local.queue_urls["order-events.fifo"]
+        for message in ("first", "first", "second"):
+            local.clients.sns.publish(TopicArn=arn, Message=message, MessageGroupId="g")
+        got = local.clients.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])
+    messages = got.get("Messages", [])
+    assert [m["Body"] for m in messages] == ["first", "second"]  # the second "first" was a duplicate
+    assert all(m["Attributes"]["MessageGroupId"] == "g" for m in messages)

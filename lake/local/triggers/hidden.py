@@ -9,6 +9,7 @@ be, and a poller turns each message into what Lambda or EventBridge would have d
 * SNS → Lambda: the SNS envelope becomes Lambda's ``{"Records": [{"EventSource": "aws:sns", …}]}``.
 * S3 → Lambda: the S3 event is delivered unchanged (keys URL-encoded, as S3 sends them).
 * EventBridge rule → Lambda / Step Functions / SQS with ``input``: each target of the rule.
+  moto gives every S3 event it sends to EventBridge the same ``id``; each gets its own here.
 
 Asynchronous semantics: a failed invocation is retried twice, then dropped and counted.
 """
@@ -19,6 +20,7 @@ import hashlib
 import json
 import logging
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,12 +31,24 @@ from lake.local.triggers.base import FunctionTarget, QueuePoller, TriggerStats
 
 log = logging.getLogger("lake.local.triggers")
 
+# moto 5.2.5 (moto/events/utils.py _BASE_EVENT_MESSAGE) gives every S3 → EventBridge event this id.
+MOTO_S3_EVENT_ID = "17793124-05d4-b198-2fde-7ededc63b103"
+
 
 def hidden_queue_name(app: str, kind: str, name: str) -> str:
     """A queue name of at most 80 characters, unique per (app, kind, name)."""
     digest = hashlib.sha256(f"{app}\n{kind}\n{name}".encode()).hexdigest()[:8]
     stem = re.sub(r"[^A-Za-z0-9_-]", "-", f"lake-{app}-{kind}-{name}")[:70]
     return f"{stem}-{digest}"
+
+
+def event_id_of(event: dict[str, Any]) -> str:
+    """An id for an S3 event moto sent to EventBridge (it gives all of them the same one): derived
+    from the event's content, so the same event has the same id at every rule and on every
+    redelivery, and the executions named after it are started once. (Two uploads of the same
+    bytes to the same key within one second are one event to it.)"""
+    content = json.dumps({k: v for k, v in event.items() if k != "id"}, sort_keys=True, default=str)
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, content))
 
 
 def sns_event(envelope: dict[str, Any], subscription_arn: str) -> dict[str, Any]:
@@ -81,6 +95,8 @@ class HiddenQueue(QueuePoller):
                 self.stats.add(dropped=1)
                 self.delete([m])
                 continue
+            if isinstance(body, dict) and body.get("id") == MOTO_S3_EVENT_ID:
+                body["id"] = event_id_of(body)
             if isinstance(body, dict) and body.get("Event") == "s3:TestEvent":
                 self.stats.add(filtered=1)  # S3 sends one when a queue is configured; Lambda never sees it
             else:
