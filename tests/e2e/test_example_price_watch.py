@@ -19,6 +19,7 @@ import pytest
 
 from examples.price_watch.app import APP, PRICES
 from examples.price_watch.scenario import FEED, START, run
+from lake.cli import main
 from lake.local.apps import LocalApp
 from lake.local.embedded import EmbeddedAWS
 from lake.local.up import EmbeddedLake
@@ -81,3 +82,17 @@ def test_notifications_exactly_for_the_drops_and_the_prices_in_the_lake(lake: Em
     rows = engine.query(f"SELECT event_name, count(*) AS n FROM changes WHERE table_name = '{PRICES}' "
                         "GROUP BY 1").to_pylist()
     assert {r["event_name"]: r["n"] for r in rows} == {"INSERT": len(regions), "MODIFY": len(drops)}
+
+
+def test_lake_example_price_watch_runs_on_the_system_clock(embedded_aws: EmbeddedAWS,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The documented command: on the system clock the scenario wires the app again on a stepped
+    clock of its own (the path the ManualClock test above does not take)."""
+    embedded_aws.reset()  # moto's backends are shared by every embedded AWS of the process
+    drops, regions = drops_in_feed()
+    assert main(["example", "price_watch"]) == 0
+    out = capsys.readouterr().out
+    assert "on a clock starting 2022-06-13 12:00 UTC" in out
+    assert f'"notifications": {len(drops)}' in out
+    assert f"lake: {len(drops) + len(regions)} change(s) of table {PRICES}" in out
+    assert out.rstrip().endswith("ok")
