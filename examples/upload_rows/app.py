@@ -36,6 +36,7 @@ BATCHES = "upload_rows_batches"
 PROCESSED = "upload_rows_processed"
 JOBS = "upload-rows-jobs.fifo"
 JOBS_DLQ = "upload-rows-jobs-dlq.fifo"
+INCOMING = "incoming/"  # the key prefix of the files announced
 
 _BELOW = [str(n) for n in range(THRESHOLD)]  # row_count values under the threshold, as DynamoDB's N strings
 # Lambda's filters compare numbers only when the event holds a JSON number; a stream image holds
@@ -51,6 +52,8 @@ RELEASE_FILTERS = (
                              "OldImage": {"row_count": {"N": _BELOW}}}}),
 )
 
+WORK_TIMEOUT_S = 6  # a batch of 10 rows takes well under a second; a failed row waits this long for its retry
+
 _STREAM_READ = ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
                 "dynamodb:ListStreams")
 _QUEUE_READ = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
@@ -64,14 +67,15 @@ APP = App(
     ),
     buckets=(
         Bucket(BUCKET, notifications=(
-            Notification(TOPIC, kind="topic", events=("s3:ObjectCreated:*",), prefix="incoming/", suffix=".csv"),
+            Notification(TOPIC, kind="topic", events=("s3:ObjectCreated:*",), prefix=INCOMING, suffix=".csv"),
         )),
     ),
     topics=(Topic(TOPIC),),
     queues=(
         # A FIFO queue's dead-letter queue is FIFO too. A failed message comes back after the
         # visibility timeout, before any later message of its group (the group stays locked).
-        Queue(JOBS, fifo=True, visibility_timeout_s=2, dead_letter=JOBS_DLQ, max_receive_count=3),
+        # Lambda wants the visibility timeout at least the worker's timeout (WORK_TIMEOUT_S).
+        Queue(JOBS, fifo=True, visibility_timeout_s=WORK_TIMEOUT_S, dead_letter=JOBS_DLQ, max_receive_count=3),
         Queue(JOBS_DLQ, fifo=True),
     ),
     functions=(
@@ -82,7 +86,8 @@ APP = App(
             triggers=(TopicEvents(TOPIC),),
             environment=(("BATCHES_TABLE", f"${{table:{BATCHES}}}"),),
             permissions=(
-                Permission("bucket-objects", BUCKET, ("s3:GetObject",)),
+                # objects under incoming/ only ("bucket/prefix": what the notification announces)
+                Permission("bucket-objects", f"{BUCKET}/{INCOMING}", ("s3:GetObject",)),
                 Permission("table", BATCHES, ("dynamodb:UpdateItem",)),
             ),
         ),
@@ -102,6 +107,7 @@ APP = App(
             handler="examples.upload_rows.handlers:work",
             description="Drains the FIFO queue in order per batch and records what it processed",
             triggers=(QueueEvents(JOBS, batch_size=10, report_batch_item_failures=True),),
+            timeout_s=WORK_TIMEOUT_S,
             environment=(("PROCESSED_TABLE", f"${{table:{PROCESSED}}}"),),
             permissions=(
                 Permission("queue", JOBS, _QUEUE_READ),

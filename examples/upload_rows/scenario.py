@@ -4,10 +4,10 @@ Each round uploads at most one file per batch and waits until the app is idle, s
 order in which rows reach a batch's list is the upload order, and the expected outcome
 follows from the plan alone (:func:`expected`), not from what the handlers did:
 
-* ``alpha`` reaches 12 rows in one file (one release, 12 jobs, row 6 flaky);
-* ``bravo`` reaches 12 rows over three files of 4 (released at the third);
+* ``alpha`` reaches 12 rows in one file (released: 12 jobs, row 6 flaky), then 16 (not again);
+* ``bravo`` reaches 12 rows over two files of 6 (released at the second);
 * ``charlie`` stops at 8 rows over two files (never released);
-* ``delta`` goes 9 → 10 → 16 rows (released at exactly 10, not again at 16);
+* ``delta`` goes 9 → 10 rows (released at exactly 10);
 * ``echo site`` is one file of 10 rows whose key needs URL-encoding (released; row 4 flaky);
 * a ``.txt`` file and a file outside ``incoming/`` are not announced (the notification's filter).
 """
@@ -42,7 +42,7 @@ def _rows(batch: str, first: int, count: int, flaky: tuple[int, ...] = ()) -> li
 ROUNDS: list[list[tuple[str, list[Row]]]] = [
     [
         ("incoming/alpha/part-1.csv", _rows("alpha", 0, 12, flaky=(6,))),
-        ("incoming/bravo/part-1.csv", _rows("bravo", 0, 4)),
+        ("incoming/bravo/part-1.csv", _rows("bravo", 0, 6)),
         ("incoming/charlie/part-1.csv", _rows("charlie", 0, 3)),
         ("incoming/delta/part-1.csv", _rows("delta", 0, 9)),
         ("incoming/echo site/scans 1+2.csv", _rows("echo site", 0, 10, flaky=(4,))),
@@ -50,13 +50,10 @@ ROUNDS: list[list[tuple[str, list[Row]]]] = [
         ("elsewhere/zulu.csv", _rows("zulu", 0, 12)),  # outside incoming/: never announced
     ],
     [
-        ("incoming/bravo/part-2.csv", _rows("bravo", 4, 4)),
-        ("incoming/charlie/part-2.csv", _rows("charlie", 3, 5)),
-        ("incoming/delta/part-2.csv", _rows("delta", 9, 1)),
-    ],
-    [
-        ("incoming/bravo/part-3.csv", _rows("bravo", 8, 4)),
-        ("incoming/delta/part-3.csv", _rows("delta", 10, 6)),
+        ("incoming/alpha/part-2.csv", _rows("alpha", 12, 4)),  # 12 -> 16: released already, not again
+        ("incoming/bravo/part-2.csv", _rows("bravo", 6, 6)),  # 6 -> 12: released now
+        ("incoming/charlie/part-2.csv", _rows("charlie", 3, 5)),  # 3 -> 8: still not
+        ("incoming/delta/part-2.csv", _rows("delta", 9, 1)),  # 9 -> 10: released now
     ],
 ]
 
