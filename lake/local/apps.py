@@ -592,7 +592,9 @@ class LocalApp:
         return False
 
     def invocations(self, function: str) -> list[dict[str, Any]]:
-        """The events ``function`` received, in order: ``{"trigger", "event", "outcome", "result"}``."""
+        """Each invocation of ``function``, in order (retries included): ``{"trigger", "event",
+        "outcome" ("ok", "error", "timeout"), "result" (the reply, or the error's text)}``;
+        :meth:`events` gives the events alone, :meth:`stats` the counters of each trigger."""
         target = self.functions.get(function)
         if target is None:
             raise ConfigError(f"app {self.app.name} has no function {function!r}")

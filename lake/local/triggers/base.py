@@ -158,13 +158,17 @@ class QueuePoller:
 
     # -- the loop ---------------------------------------------------------------------------
     def poll_once(self) -> bool:
-        """Receive one batch and handle it; True if there was one."""
+        """Receive one batch and handle it; True if there was one.
+
+        Busy only while handling: a receive in progress leaves its messages counted by
+        :meth:`pending` (visible before, in flight after), so idle() cannot miss them.
+        """
+        messages = self.receive()
+        if not messages:
+            return False
+        self._batches += 1
         self._busy = True
         try:
-            messages = self.receive()
-            if not messages:
-                return False
-            self._batches += 1
             self.stats.add(received=len(messages))
             self.handle(messages)
             return True
