@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from lake.aws.clients import HandlerRuntime
+from lake.errors import TransientError
 
 THRESHOLD = 10
 """A batch is released (its rows queued) once, when its list of rows first holds this many."""
@@ -224,7 +225,7 @@ def release(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         for chunk in chunks(entries):
             failed = sqs.send_message_batch(QueueUrl=queue_url, Entries=list(chunk)).get("Failed") or []
             if failed:  # the whole batch is retried; the deduplication ids drop what was sent
-                raise RuntimeError(f"SQS refused {len(failed)} messages: {failed[0]}")
+                raise TransientError(f"SQS refused {len(failed)} messages: {failed[0]}")
         if entries:
             released.append(json.loads(entries[0]["MessageBody"])["batch"])
     return {"released": released}

@@ -15,6 +15,8 @@ from examples.upload_rows.handlers import (
     Upload,
     chunks,
     crossed,
+    first_failure_request,
+    is_flaky,
     group_id,
     log_request,
     parse_rows,
@@ -125,6 +127,15 @@ def test_the_processed_record_is_ordered_and_idempotent() -> None:
                                   "row": {"file": "incoming/b/f.csv", "line": "5"}})
     assert req["ConditionExpression"] == "attribute_not_exists(last_index) OR last_index < :i"
     assert req["ExpressionAttributeValues"][":done"] == {"L": [{"S": "incoming/b/f.csv:5"}]}
+
+
+def test_a_flaky_row_fails_only_at_its_first_attempt() -> None:
+    job = {"batch": "b", "index": 4, "release": "r", "row": {"file": "f", "line": "6", "status": " Flaky"}}
+    assert is_flaky(job) and not is_flaky({**job, "row": {"status": "ok"}})
+    req = first_failure_request("p", job)
+    assert req["UpdateExpression"] == "ADD failed :i"
+    assert req["ConditionExpression"] == "attribute_not_exists(failed) OR NOT contains(failed, :n)"
+    assert req["ExpressionAttributeValues"] == {":i": {"NS": ["4"]}, ":n": {"N": "4"}}
 
 
 def test_the_scenario_plan_releases_what_the_readme_says() -> None:
