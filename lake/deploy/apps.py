@@ -48,7 +48,6 @@ from lake.apps import (
     BucketEvents,
     Function,
     KinesisEvents,
-    Notification,
     Permission,
     Queue,
     QueueEvents,
@@ -277,9 +276,9 @@ class _Renderer:
             if not _BUCKET_NAME.match(b.name):
                 raise ConfigError(f"app {app.name}: bucket {b.name!r}: a deployed bucket is "
                                   "<stack>-<name>-<account>-<region>, so its name is 3-32 of [a-z0-9-]")
-        for t in app.tables:
-            if t.archived and t.stream != "NEW_AND_OLD_IMAGES":
-                raise ConfigError(f"app {app.name}: table {t.name} is archived by the lake, which reads a "
+        for table in app.tables:
+            if table.archived and table.stream != "NEW_AND_OLD_IMAGES":
+                raise ConfigError(f"app {app.name}: table {table.name} is archived by the lake, which reads a "
                                   "NEW_AND_OLD_IMAGES stream (stream or archived=False)")
         for q in app.queues:
             if q.dead_letter and self.queues[q.dead_letter].fifo != q.fifo:
@@ -600,8 +599,8 @@ class _Renderer:
             "LogGroupName": sub(f"/aws/lambda/${{AWS::StackName}}-{f.name}"), "RetentionInDays": LOG_RETENTION_DAYS})
         statements = self.declared_statements(f"function {f.name}", f.permissions)
         statements += self.trigger_statements(f)
-        statements.append({"Sid": "WriteLogs", "Effect": "Allow",
-                           "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": [att(log_group, "Arn")]})
+        statements.append({"Sid": "WriteLogs", "Effect": "Allow", "Resource": [att(log_group, "Arn")],
+                           "Action": ["logs:CreateLogStream", "logs:PutLogEvents"]})
         self.resources[f"{fid}Role"] = iam.role("lambda.amazonaws.com", f"{fid}Access", statements,
                                                 f"{self.app.name} {f.name}: {f.description}"[:1000])
         module, _, func = f.handler.partition(":")

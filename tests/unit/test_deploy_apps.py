@@ -153,7 +153,8 @@ def test_tables(template: dict[str, Any]) -> None:
     assert files["DeletionPolicy"] == files["UpdateReplacePolicy"] == "Retain"
     props = files["Properties"]
     assert props["TableName"] == "files" and props["BillingMode"] == "PAY_PER_REQUEST"
-    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"},
+                                  {"AttributeName": "sk", "KeyType": "RANGE"}]
     assert props["AttributeDefinitions"][1] == {"AttributeName": "sk", "AttributeType": "N"}
     assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
@@ -216,7 +217,8 @@ def test_topics_queues_and_subscriptions(template: dict[str, Any]) -> None:
     sub = _res(template, "OrdersFifoToWorkFifoSubscription")
     assert sub["Protocol"] == "sqs" and sub["RawMessageDelivery"] is True and sub["FilterPolicy"] == {"kind": ["order"]}
     statements = {s["Sid"]: s for s in _res(template, "WorkFifoQueuePolicy")["PolicyDocument"]["Statement"]}
-    assert statements["OrdersFifoTopicSends"]["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Ref": "OrdersFifoTopic"}}}
+    assert statements["OrdersFifoTopicSends"]["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Ref": "OrdersFifoTopic"}}}
     assert set(statements) == {"DenyInsecureTransport", "OrdersFifoTopicSends"}  # that topic only
 
 
@@ -297,7 +299,8 @@ def test_state_machine_definition_role_and_rule(app: App, template: dict[str, An
     rule = _res(template, "ObjectCreatedRule")
     assert rule["Targets"] == [{"Id": "state-machine", "Arn": {"Ref": "IndexStateMachine"},
                                 "RoleArn": {"Fn::GetAtt": ["ObjectCreatedRuleRole", "Arn"]}}]
-    assert _statements(template, "ObjectCreatedRuleRole")["StartExecution"]["Resource"] == [{"Ref": "IndexStateMachine"}]
+    starts = _statements(template, "ObjectCreatedRuleRole")["StartExecution"]
+    assert starts["Resource"] == [{"Ref": "IndexStateMachine"}]
 
 
 def test_the_yaml_is_the_template(template: dict[str, Any]) -> None:
@@ -340,9 +343,9 @@ def _with(app: App, **changes: Any) -> App:
                                    Function("g", "m:g", triggers=(RuleEvents("r", schedule="rate(1 hour)"),)))),
      "declared twice"),
     # App.validate checks functions' environments, not state machines' substitutions
-    (lambda a: _with(a, state_machines=(dataclasses.replace(a.state_machines[0], permissions=()),)),
-     "undeclared resource"),
-    (lambda a: _with(a, state_machines=(dataclasses.replace(a.state_machines[0], permissions=(), substitutions=(
+    (lambda a: _with(a, state_machines=(StateMachine("index", "index.asl.json", substitutions=(
+        ("Table", "${table:files}"), ("Alerts", "x"))),)), "undeclared resource"),
+    (lambda a: _with(a, state_machines=(StateMachine("index", "index.asl.json", substitutions=(
         ("Table", "${nope:files}"), ("Alerts", "x"))),)), "unknown reference"),
     (lambda a: _with(a, functions=(Function("f-g", "m:f"), Function("f.g", "m:f"))), "logical id"),
 ])
