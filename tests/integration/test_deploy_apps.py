@@ -60,7 +60,8 @@ def test_the_expanded_app_template_is_created_on_the_embedded_cloudformation(tmp
         assert {k for k, t in types.items() if t not in APP_MOTO_CANNOT_CREATE} <= set(physical)
         _check_data(session, physical)
         _check_compute(session, template, physical, lake_stream)
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName="app")["Stacks"][0]["Outputs"]}
+        stack = cfn.describe_stacks(StackName="app")["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
         ddb = session.client("dynamodb")
         assert outputs["FilesStreamArn"] == ddb.describe_table(TableName="files")["Table"]["LatestStreamArn"]
         assert outputs["LakeTables"] == "files:pk:sk/N"
