@@ -32,6 +32,8 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     t.add_argument("--output", "-o", default="-", help="where to write the template (default: stdout)")
     t.add_argument("--expanded", action="store_true", help="write the template with the SAM transform applied")
     t.add_argument("--no-validate", dest="validate", action="store_false", help="render only")
+    t.add_argument("--app", metavar="MODULE",
+                   help="render an app's template instead: the APP of MODULE (e.g. examples.file_index.app)")
     t.set_defaults(func=run_template)
 
     d = sub.add_parser("deploy", parents=parents, help="deploy the lake to AWS as a CloudFormation stack",
@@ -54,7 +56,12 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def run_template(args: argparse.Namespace, settings: Settings) -> int:
     """Render template.yaml from the wiring (lake/wiring.py) for the source tables, then validate
-    it: cfn-lint on the SAM template and on its expansion, and the least-privilege rules."""
+    it: cfn-lint on the SAM template and on its expansion, and the least-privilege rules.
+    With ``--app``, an app's template instead (lake/deploy/app_command.py)."""
+    if getattr(args, "app", None):
+        from lake.deploy.app_command import run_app_template
+
+        return run_app_template(args, settings)
     layout = Layout.from_settings(settings, _existing(args))
     template = render(layout)
     status = 0
