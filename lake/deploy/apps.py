@@ -310,10 +310,11 @@ class _Renderer:
                 if isinstance(t, StreamEvents) and self.tables[t.table].stream is None:
                     raise ConfigError(f"app {app.name}: function {f.name} reads table {t.table}'s stream, "
                                       "which it has not")
-        rules = [r.name for f in app.functions for r in f.triggers if isinstance(r, RuleEvents)]
-        rules += [r.name for s in app.state_machines for r in s.triggers]
-        for r in [*(t for f in app.functions for t in f.triggers if isinstance(t, RuleEvents)),
-                  *(t for s in app.state_machines for t in s.triggers)]:
+        all_rules = [*(t for f in app.functions for t in f.triggers if isinstance(t, RuleEvents)),
+                     *(t for s in app.state_machines for t in s.triggers),
+                     *(t for q in app.queues for t in _queue_rules(q))]
+        rules = [r.name for r in all_rules]
+        for r in all_rules:
             if (r.pattern is None) == (r.schedule is None):
                 raise ConfigError(f"app {app.name}: rule {r.name}: either an event pattern or a schedule")
         duplicated = sorted({r for r in rules if rules.count(r) > 1})
@@ -444,6 +445,15 @@ class _Renderer:
             "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage",
             "Resource": att(qid, "Arn"), "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
         self.outputs[qid] = {"Description": f"queue {q.name} (URL)", "Value": ref(qid)}
+        for r in _queue_rules(q):
+            target: dict[str, Any] = {"Id": "queue", "Arn": att(qid, "Arn")}
+            if q.fifo:  # required of a FIFO target: one group per rule keeps its events in order
+                target["SqsParameters"] = {"MessageGroupId": r.name}
+            rid = self.rule(r, target)
+            self.queue_policies[q.name].statements.append({
+                "Sid": f"{logical(r.name)}RuleSends", "Effect": "Allow", "Action": "sqs:SendMessage",
+                "Principal": {"Service": "events.amazonaws.com"}, "Resource": att(qid, "Arn"),
+                "Condition": {"ArnEquals": {"aws:SourceArn": att(rid, "Arn")}}})
 
     def subscription(self, topic: str, queue: str, raw: bool, filter_policy: str | None) -> None:
         sid = f"{logical(topic)}To{logical(queue)}Subscription"
@@ -731,6 +741,11 @@ class _Renderer:
         escaped = re.sub(r"\$\{(?!(" + "|".join(map(re.escape, names)) + r")\})", "${!", text) if names else \
             text.replace("${", "${!")
         return sub(escaped, **{n: self.resolve(v) for n, v in names.items()}) if names else sub(escaped)
+
+
+def _queue_rules(q: Queue) -> tuple[RuleEvents, ...]:
+    """EventBridge rules targeting the queue (``Queue.triggers``, where the declaration has them)."""
+    return tuple(getattr(q, "triggers", ()))
 
 
 def _json(text: str, what: str) -> Any:

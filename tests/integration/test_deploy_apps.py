@@ -144,6 +144,8 @@ def _check_compute(session: Any, template: dict[str, Any], physical: dict[str, s
     target = events.list_targets_by_rule(Rule="app-object-created")["Targets"][0]
     assert target["Arn"] == machine and target["RoleArn"].endswith("/" + physical["ObjectCreatedRuleRole"])
     assert events.list_targets_by_rule(Rule="app-every-hour")["Targets"][0]["Input"] == '{"feed": "sample"}'
+    placed = events.list_targets_by_rule(Rule="app-order-placed")["Targets"][0]
+    assert placed["Arn"] == work_arn and placed["SqsParameters"] == {"MessageGroupId": "order-placed"}
 
     sfn = session.client("stepfunctions")
     described = sfn.describe_state_machine(stateMachineArn=machine)

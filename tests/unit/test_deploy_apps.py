@@ -36,6 +36,15 @@ from lake.deploy.template import Layout
 from lake.deploy.validate import expand_sam, lint, privilege_problems, role_statements
 from lake.errors import ConfigError
 
+
+@dataclasses.dataclass(frozen=True)
+class RuledQueue(Queue):
+    """A queue with EventBridge rules targeting it (``Queue.triggers`` of the core branch; the
+    renderer reads it where the declaration has it)."""
+
+    triggers: tuple[RuleEvents, ...] = ()
+
+
 ASL = {
     "Comment": "index a file: ${Table} and ${Alerts}; $$.Execution.Name stays",
     "StartAt": "Find",
@@ -67,8 +76,10 @@ def full_app(root: Path) -> App:
             Notification("ingest", "function", prefix="raw/"))),),
         topics=(Topic("rows"), Topic("alerts"), Topic("orders.fifo", fifo=True, content_based_deduplication=True)),
         queues=(Queue("jobs", visibility_timeout_s=60, dead_letter="jobs-dlq"), Queue("jobs-dlq"),
-                Queue("work.fifo", fifo=True, content_based_deduplication=True, visibility_timeout_s=120,
-                      dead_letter="work-dlq.fifo", max_receive_count=5),
+                RuledQueue("work.fifo", fifo=True, content_based_deduplication=True, visibility_timeout_s=120,
+                           dead_letter="work-dlq.fifo", max_receive_count=5,
+                           triggers=(RuleEvents("order-placed", pattern='{"source": ["shop"]}'),)),
+                RuledQueue("ticks", triggers=(RuleEvents("every-minute", schedule="rate(1 minute)"),)),
                 Queue("work-dlq.fifo", fifo=True), Queue("failures")),
         subscriptions=(Subscription("orders.fifo", "work.fifo", raw_message_delivery=True,
                                     filter_policy='{"kind": ["order"]}'),
@@ -220,7 +231,22 @@ def test_topics_queues_and_subscriptions(template: dict[str, Any]) -> None:
     statements = {s["Sid"]: s for s in _res(template, "WorkFifoQueuePolicy")["PolicyDocument"]["Statement"]}
     assert statements["OrdersFifoTopicSends"]["Condition"] == {
         "ArnEquals": {"aws:SourceArn": {"Ref": "OrdersFifoTopic"}}}
-    assert set(statements) == {"DenyInsecureTransport", "OrdersFifoTopicSends"}  # that topic only
+    assert set(statements) == {"DenyInsecureTransport", "OrdersFifoTopicSends", "OrderPlacedRuleSends"}
+    assert statements["OrderPlacedRuleSends"]["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["OrderPlacedRule", "Arn"]}}}
+
+
+def test_rules_targeting_queues(template: dict[str, Any]) -> None:
+    placed = _res(template, "OrderPlacedRule")
+    assert placed["EventPattern"] == {"source": ["shop"]}
+    # a FIFO target needs a message group: one per rule
+    assert placed["Targets"] == [{"Id": "queue", "Arn": {"Fn::GetAtt": ["WorkFifoQueue", "Arn"]},
+                                  "SqsParameters": {"MessageGroupId": "order-placed"}}]
+    minute = _res(template, "EveryMinuteRule")
+    assert minute["ScheduleExpression"] == "rate(1 minute)"
+    assert minute["Targets"] == [{"Id": "queue", "Arn": {"Fn::GetAtt": ["TicksQueue", "Arn"]}}]
+    statements = {s["Sid"]: s for s in _res(template, "TicksQueuePolicy")["PolicyDocument"]["Statement"]}
+    assert statements["EveryMinuteRuleSends"]["Principal"] == {"Service": "events.amazonaws.com"}
 
 
 def test_functions_environment_and_code(template: dict[str, Any]) -> None:
