@@ -552,6 +552,7 @@ class _Renderer:
         (``uploads/incoming/``): the whole bucket's objects are broader than the lake's check allows."""
         if p.kind == "bucket-objects":
             bucket, _, prefix = p.name.partition("/")
+            prefix = getattr(p, "prefix", "") or prefix  # a Permission.prefix field, where the declaration has one
             self._need("bucket", bucket, p)
             return [sub(f"arn:${{AWS::Partition}}:s3:::{_BUCKET_SUB.format(bucket)}/{prefix}*")]
         if p.kind == "lake-stream":
@@ -612,14 +613,15 @@ class _Renderer:
         statements.append({"Sid": "WriteLogs", "Effect": "Allow", "Resource": [att(log_group, "Arn")],
                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"]})
         self.resources[f"{fid}Role"] = iam.role("lambda.amazonaws.com", f"{fid}Access", statements,
-                                                f"{self.app.name} {f.name}: {f.description}"[:1000])
+                                                _iam_text(f"{self.app.name} {f.name}: {f.description}"))
         module, _, func = f.handler.partition(":")
         if not module or not func:
             raise ConfigError(f"app {self.app.name}: function {f.name}: handler {f.handler!r} is not module:function")
         variables = {k: self.resolve(v) for k, v in f.environment}
         variables.setdefault("POWERTOOLS_SERVICE_NAME", self.app.name)
         self.add(fid, "AWS::Serverless::Function", {
-            "FunctionName": self.stack_name(f.name), "Description": f.description, "Handler": f"{module}.{func}",
+            "FunctionName": self.stack_name(f.name), "Description": f.description[:256],
+            "Handler": f"{module}.{func}",
             "Runtime": RUNTIME, "Architectures": [ARCHITECTURE], "MemorySize": f.memory_mb, "Timeout": f.timeout_s,
             "CodeUri": self.code(), "Role": att(f"{fid}Role", "Arn"), "Environment": {"Variables": variables},
         }, DependsOn=[log_group])
@@ -706,7 +708,8 @@ class _Renderer:
     def state_machine(self, m: StateMachine) -> None:
         mid = self.machine_id(m.name)
         statements = self.declared_statements(f"state machine {m.name}", m.permissions)
-        role = iam.role("states.amazonaws.com", f"{mid}Access", statements, f"{self.app.name} state machine {m.name}")
+        role = iam.role("states.amazonaws.com", f"{mid}Access", statements,
+                        _iam_text(f"{self.app.name} state machine {m.name}"))
         if not statements:
             del role["Properties"]["Policies"]
         self.resources[f"{mid}Role"] = role
@@ -718,7 +721,7 @@ class _Renderer:
             rid = f"{logical(t.name)}Rule"
             self.resources[f"{rid}Role"] = iam.role("events.amazonaws.com", f"{rid}Access", [{
                 "Sid": "StartExecution", "Effect": "Allow", "Action": ["states:StartExecution"],
-                "Resource": [ref(mid)]}], f"{self.app.name}: rule {t.name} starts {m.name}")
+                "Resource": [ref(mid)]}], _iam_text(f"{self.app.name}: rule {t.name} starts {m.name}"))
             self.rule(t, {"Id": "state-machine", "Arn": ref(mid), "RoleArn": att(f"{rid}Role", "Arn")})
 
     def definition(self, m: StateMachine) -> Node:
@@ -741,6 +744,16 @@ class _Renderer:
         escaped = re.sub(r"\$\{(?!(" + "|".join(map(re.escape, names)) + r")\})", "${!", text) if names else \
             text.replace("${", "${!")
         return sub(escaped, **{n: self.resolve(v) for n, v in names.items()}) if names else sub(escaped)
+
+
+_IAM_REPLACEMENTS = str.maketrans({"→": "->", "←": "<-", "—": "-", "–": "-", "…": "...", "‘": "'", "’": "'",
+                                   "“": '"', "”": '"'})
+
+
+def _iam_text(text: str) -> str:
+    """A role description as IAM takes it: Latin-1 printable characters, at most 1,000."""
+    text = text.translate(_IAM_REPLACEMENTS)
+    return "".join(c if c in "\t\n\r" or " " <= c <= "~" or "\u00a1" <= c <= "\u00ff" else "?" for c in text)[:1000]
 
 
 def _queue_rules(q: Queue) -> tuple[RuleEvents, ...]:

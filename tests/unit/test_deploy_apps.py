@@ -92,7 +92,7 @@ def full_app(root: Path) -> App:
                      permissions=(Permission("table", "files", ("dynamodb:PutItem", "dynamodb:BatchWriteItem")),
                                   Permission("bucket-objects", "uploads/raw/", ("s3:GetObject",)),
                                   Permission("bucket", "uploads", ("s3:ListBucket",)))),
-            Function("counter", "examples.demo.handlers:count",
+            Function("counter", "examples.demo.handlers:count", description="files' stream → the work queue ✓",
                      triggers=(StreamEvents("files", batch_size=10, filter_patterns=(
                          '{"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"n": {"N": ["10"]}}}}',),
                          maximum_retry_attempts=3, bisect_batch_on_function_error=True,
@@ -273,6 +273,10 @@ def test_one_role_per_function_from_its_permissions_and_triggers(template: dict[
     assert ingest["BucketObjectsUploadsRaw1"]["Resource"] == [
         {"Fn::Sub": "arn:${AWS::Partition}:s3:::${AWS::StackName}-uploads-${AWS::AccountId}-${AWS::Region}/raw/*"}]
     assert ingest["WriteLogs"]["Resource"] == [{"Fn::GetAtt": ["IngestFunctionLogGroup", "Arn"]}]
+    # IAM takes Latin-1 only in a role's description (Lambda takes any text in the function's)
+    assert template["Resources"]["CounterFunctionRole"]["Properties"]["Description"] == \
+        "demo counter: files' stream -> the work queue ?"
+    assert _res(template, "CounterFunction")["Description"] == "files' stream → the work queue ✓"
     counter = _statements(template, "CounterFunctionRole")
     assert counter["ReadFilesStream0"]["Resource"] == [{"Fn::GetAtt": ["FilesTable", "StreamArn"]}]
     assert counter["SendFailures0"]["Resource"] == [{"Fn::GetAtt": ["FailuresQueue", "Arn"]}]
@@ -397,6 +401,22 @@ def test_whole_bucket_objects_are_rendered_and_the_check_reports_them(app: App) 
     problems = privilege_problems(expand_sam(render(wide)))
     assert problems == ["IngestFunctionRole: resource arn:${AWS::Partition}:s3:::${AWS::StackName}-uploads-"
                         "${AWS::AccountId}-${AWS::Region}/* (BucketObjectsUploads0)"]
+
+
+@dataclasses.dataclass(frozen=True)
+class PrefixedPermission(Permission):
+    """A permission with a key prefix of its own (a field the declaration may grow)."""
+
+    prefix: str = ""
+
+
+def test_a_permissions_prefix_field_scopes_the_objects(app: App) -> None:
+    ingest = app.functions[0]
+    scoped = _with(app, functions=(dataclasses.replace(ingest, permissions=(
+        PrefixedPermission("bucket-objects", "uploads", ("s3:GetObject",), prefix="raw/"),)), *app.functions[1:]))
+    statements = _statements(render(scoped), "IngestFunctionRole")
+    assert statements["BucketObjectsUploads0"]["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${AWS::StackName}-uploads-${AWS::AccountId}-${AWS::Region}/raw/*"}]
 
 
 def test_rendering_does_not_change_the_declaration(app: App) -> None:
