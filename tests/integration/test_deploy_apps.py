@@ -23,7 +23,7 @@ from moto.cloudformation.parsing import get_model_map
 from lake.deploy import bundle
 from lake.deploy.apps import render
 from lake.deploy.validate import expand_sam
-from tests.unit.test_deploy_apps import full_app
+from tests.unit.test_deploy_apps import EXAMPLES, full_app
 
 REGION = "us-east-1"
 APP_MOTO_CANNOT_CREATE = {"AWS::SNS::Subscription", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy",
@@ -154,3 +154,36 @@ def _check_compute(session: Any, template: dict[str, Any], physical: dict[str, s
     # the substitutions are the table's name and the topic's ARN
     assert definition["States"]["Find"]["Parameters"]["TableName"] == "files"
     assert definition["States"]["Notify"]["Parameters"]["TopicArn"] == physical["AlertsTopic"]
+
+
+@pytest.mark.parametrize("module", EXAMPLES)
+def test_each_examples_template_is_created_on_the_embedded_cloudformation(module: str, code: bytes) -> None:
+    from lake.deploy.app_command import load_app
+
+    app = load_app(module)
+    with mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        session.client("s3").create_bucket(Bucket="artifacts")
+        session.client("s3").put_object(Bucket="artifacts", Key="code/lambda.zip", Body=code)
+        kinesis = session.client("kinesis")
+        kinesis.create_stream(StreamName="lake-changes", ShardCount=1)
+        template = render(app)
+        params = {"ArtifactBucket": "artifacts", "ArtifactPrefix": "code/",
+                  "LakeStreamArn": kinesis.describe_stream_summary(StreamName="lake-changes")[
+                      "StreamDescriptionSummary"]["StreamARN"]}
+        params = {k: v for k, v in params.items() if k in template.get("Parameters", {})}
+        expanded = expand_sam(template, params)
+        cfn = session.client("cloudformation")
+        cfn.create_stack(StackName="example", TemplateBody=json.dumps(expanded), Capabilities=["CAPABILITY_IAM"],
+                         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()])
+        assert cfn.describe_stacks(StackName="example")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+        physical = {r["LogicalResourceId"] for r in cfn.list_stack_resources(StackName="example")[
+            "StackResourceSummaries"]}
+        assert {k for k, v in expanded["Resources"].items() if v["Type"] not in APP_MOTO_CANNOT_CREATE} <= physical
+        ddb = session.client("dynamodb")
+        for table in app.tables:
+            assert ddb.describe_table(TableName=table.name)["Table"]["TableStatus"] == "ACTIVE"
+        lam = session.client("lambda")
+        for function in app.functions:
+            conf = lam.get_function(FunctionName=f"example-{function.name}")["Configuration"]
+            assert conf["Handler"] == function.handler.replace(":", ".")

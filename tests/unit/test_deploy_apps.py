@@ -425,6 +425,28 @@ def test_rendering_does_not_change_the_declaration(app: App) -> None:
     assert app == before
 
 
+# -- the examples' declarations ---------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+#: Every example declaring an app (examples/<name>/app.py): each must render and validate.
+EXAMPLES = sorted(f"examples.{p.parent.name}.app" for p in (REPO / "examples").glob("*/app.py"))
+
+
+@pytest.mark.parametrize("module", EXAMPLES)
+def test_each_examples_template_renders_cfn_lint_clean_with_least_privilege(module: str) -> None:
+    from lake.deploy.app_command import load_app
+
+    app = load_app(module)
+    template = render(app)
+    expanded = expand_sam(template)
+    assert [str(f) for f in lint(template)] == []
+    assert [str(f) for f in lint(expanded)] == []
+    assert privilege_problems(expanded) == []
+    archived = [t.name for t in app.tables if t.archived]
+    assert {k for k in template.get("Outputs", {}) if k.endswith("StreamArn")} == {
+        Layout.stream_parameter(t) for t in archived}
+
+
 # -- lake template --app, and the app's code bundle ------------------------------------------------------
 
 @pytest.fixture
