@@ -260,8 +260,8 @@ def test_functions_environment_and_code(template: dict[str, Any]) -> None:
     assert env["WHERE"] == {"Fn::Sub": ["s3://${Ref0}/raw/ in ${Ref1}", {"Ref0": name, "Ref1": {"Ref": "FilesTable"}}]}
     assert _res(template, "CounterFunction")["Environment"]["Variables"]["STREAM"] == {
         "Fn::GetAtt": ["FilesTable", "StreamArn"]}
-    assert _res(template, "FanoutFunction")["Environment"]["Variables"]["LAKE_STREAM"] == {
-        "Fn::Select": [1, {"Fn::Split": ["/", {"Ref": "LakeStreamArn"}]}]}
+    assert _res(template, "FanoutFunction")["Environment"]["Variables"]["LAKE_STREAM"] == {"Fn::If": [
+        "HasLakeStream", {"Fn::Select": [1, {"Fn::Split": ["/", {"Ref": "LakeStreamArn"}]}]}, ""]}
     assert _res(template, "FetcherFunction")["Environment"]["Variables"]["MACHINE"] == {"Ref": "IndexStateMachine"}
 
 
@@ -307,6 +307,10 @@ def test_triggers(template: dict[str, Any]) -> None:
     assert jobs["BatchSize"] == 50 and jobs["MaximumBatchingWindowInSeconds"] == 2
     assert jobs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert _res(template, "FanoutFunctionLakeStreamMapping")["EventSourceArn"] == {"Ref": "LakeStreamArn"}
+    # the lake's stream may not exist yet (the lake archives this app's tables: the app comes first)
+    assert template["Resources"]["FanoutFunctionLakeStreamMapping"]["Condition"] == "HasLakeStream"
+    assert template["Conditions"]["HasLakeStream"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "LakeStreamArn"}, ""]}]}
+    assert template["Parameters"]["LakeStreamArn"]["Default"] == ""
     sns = _res(template, "IngestFunctionRowsSubscription")
     assert sns["Protocol"] == "lambda" and sns["FilterPolicy"] == {"size": [{"numeric": [">", 0]}]}
     assert _res(template, "IngestFunctionRowsTopicPermission")["SourceArn"] == {"Ref": "RowsTopic"}
