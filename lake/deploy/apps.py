@@ -84,6 +84,13 @@ _KINESIS_READ = ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kin
 _QUEUE_READ = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
 _ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9.]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: Set by Lambda itself: a function cannot define them.
+_RESERVED_ENV = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR"})
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,30}[a-z0-9]$")
 _BUCKET_SUB = "${{AWS::StackName}}-{}-${{AWS::AccountId}}-${{AWS::Region}}"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -293,9 +300,9 @@ class _Renderer:
                                   "of the same type (FIFO or standard)")
         for f in app.functions:
             for key, _ in f.environment:
-                if not _ENV_NAME.match(key):
-                    raise ConfigError(f"app {app.name}: function {f.name}: {key!r} is not a Lambda environment "
-                                      "variable name")
+                if not _ENV_NAME.match(key) or key in _RESERVED_ENV:
+                    raise ConfigError(f"app {app.name}: function {f.name}: {key!r} is not a name a function may "
+                                      "give an environment variable (Lambda's syntax, not one Lambda reserves)")
             for t in f.triggers:
                 if isinstance(t, TopicEvents) and self.topics[t.topic].fifo:
                     raise ConfigError(f"app {app.name}: function {f.name}: Lambda cannot subscribe to the FIFO "

@@ -383,6 +383,9 @@ def _with(app: App, **changes: Any) -> App:
     (lambda a: _with(a, state_machines=(StateMachine("index", "index.asl.json", substitutions=(
         ("Table", "${nope:files}"), ("Alerts", "x"))),)), "unknown reference"),
     (lambda a: _with(a, functions=(Function("f-g", "m:f"), Function("f.g", "m:f"))), "logical id"),
+    (lambda a: _with(a, functions=(Function("f", "m:f", environment=(("AWS_REGION", "x"),)),)), "reserves"),
+    (lambda a: _with(a, functions=(Function("f", "m:f", environment=(("1X", "x"),)),)), "syntax"),
+    (lambda a: _with(a, functions=(Function("f", "handler_without_function"),)), "module:function"),
 ])
 def test_what_aws_would_refuse_is_refused_when_rendering(app: App, change: Any, message: str) -> None:
     base = _with(app, tables=(), buckets=(), topics=(), queues=(), subscriptions=(), functions=(), state_machines=())
