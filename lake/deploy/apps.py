@@ -139,7 +139,6 @@ class _Policy:
     """Statements of a resource policy collected while rendering (a queue's, a topic's)."""
 
     statements: list[Statement] = field(default_factory=list)
-    depends: list[str] = field(default_factory=list)
 
 
 class _Renderer:
