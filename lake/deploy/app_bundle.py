@@ -26,8 +26,9 @@ _SKIPPED_PARTS = ("__pycache__", "tests")
 
 
 def app_files(app_dir: Path, root: Path) -> list[tuple[str, Path]]:
-    """The app's files under ``root`` (its package directory, and the ``__init__.py`` of each
-    package above it, so ``examples.<name>`` imports as a package)."""
+    """The app's files, named from ``root`` (the directory its package is imported from, where
+    ``examples/`` is): its package directory, and the ``__init__.py`` of each package above it,
+    so ``examples.<name>`` imports as a package."""
     app_dir = app_dir.resolve()
     root = root.resolve()
     if not app_dir.is_dir() or root not in app_dir.parents:
@@ -45,17 +46,19 @@ def app_files(app_dir: Path, root: Path) -> list[tuple[str, Path]]:
 
 
 
-def app_lambda_bundle(app_dir: Path, root: Path | None = None, requirements: Sequence[str] = LAMBDA_REQUIREMENTS,
-                      installer: Installer = pip_install, limit: int = UNZIPPED_LIMIT) -> Bundle:
-    """The lake's Lambda zip (:func:`lake.deploy.bundle.lambda_bundle`) with the app's directory
-    (``app_dir``, e.g. ``examples/file_index``) added, under the same fixed timestamp."""
+def app_lambda_bundle(app_dir: Path, package_root: Path | None = None, root: Path | None = None,
+                      requirements: Sequence[str] = LAMBDA_REQUIREMENTS, installer: Installer = pip_install,
+                      limit: int = UNZIPPED_LIMIT) -> Bundle:
+    """The lake's Lambda zip (:func:`lake.deploy.bundle.lambda_bundle`, from ``root``) with the app's
+    directory (``app_dir``, e.g. ``examples/file_index``) added, named from ``package_root`` (default
+    ``root``: the repository), under the same fixed timestamp."""
     root = root or source_root()
     base = lambda_bundle(root, requirements, installer, limit)
     buf = io.BytesIO(base.data)
     size, count = base.unzipped_bytes, base.files
     with zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         present = set(zf.namelist())
-        for arcname, path in sorted(app_files(app_dir, root)):
+        for arcname, path in sorted(app_files(app_dir, package_root or root)):
             if arcname in present:
                 continue
             info = zipfile.ZipInfo(arcname, date_time=(2020, 1, 1, 0, 0, 0))

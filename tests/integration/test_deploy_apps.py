@@ -11,7 +11,9 @@ notification configuration; of a table not its TTL; of a state machine it takes 
 from __future__ import annotations
 
 import ast
+import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from lake.apps import QueueEvents, StreamEvents
 from lake.deploy import bundle
 from lake.deploy.apps import render
 from lake.deploy.validate import expand_sam
+from lake.settings import LOCAL_CREDENTIALS, Settings
 from tests.unit.test_deploy_apps import EXAMPLES, full_app
 
 REGION = "us-east-1"
@@ -193,3 +196,43 @@ def test_each_examples_template_is_created_on_the_embedded_cloudformation(module
         assert not any(":kinesis:" in m["EventSourceArn"] for m in mappings)  # none until the lake's stream is given
         assert len(mappings) == sum(1 for f in app.functions for t in f.triggers
                                     if isinstance(t, StreamEvents | QueueEvents))
+
+
+def test_lake_deploy_app_dry_run_then_create_then_nothing_to_change(settings: Settings, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """``lake deploy --app`` on the embedded AWS: the app's code (the lake's bundle plus its package)
+    uploaded, its stack created through a change set, and a second run finding nothing to change."""
+    from lake.cli import main
+
+    package = tmp_path / "deployed_demo_app"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "handlers.py").write_text("def ingest(event, context):\n    return None\n")
+    (package / "app.py").write_text("from pathlib import Path\n\nfrom tests.unit.test_deploy_apps import full_app\n\n"
+                                    "APP = full_app(Path(__file__).parent)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    endpoint = settings.endpoint_url
+    assert endpoint is not None
+    argv = ["deploy", "--app", "deployed_demo_app.app", "--endpoint-url", endpoint, "--code-only"]
+
+    assert main([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "(CREATE demo)" in out and "Add     IngestFunction " in out and "dry run" in out
+
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "create complete" in out
+    local = {"endpoint_url": endpoint, "region_name": REGION, **LOCAL_CREDENTIALS}
+    assert boto3.client("cloudformation", **local).describe_stacks(StackName="demo")["Stacks"][0][
+        "StackStatus"] == "CREATE_COMPLETE"
+    conf = boto3.client("lambda", **local).get_function(FunctionName="demo-ingest")["Configuration"]
+    assert conf["Handler"] == "examples.demo.handlers.ingest"
+    code = boto3.client("s3", **local).list_objects_v2(Bucket="demo-artifacts-123456789012-us-east-1")
+    [key] = [o["Key"] for o in code["Contents"]]
+    zipped = boto3.client("s3", **local).get_object(Bucket="demo-artifacts-123456789012-us-east-1", Key=key)
+    names = set(zipfile.ZipFile(io.BytesIO(zipped["Body"].read())).namelist())
+    assert {"deployed_demo_app/handlers.py", "deployed_demo_app/app.py", "lake/apps.py"} <= names
+
+    assert main(argv) == 0  # the same code and template again: an empty change set, discarded
+    assert "nothing to change" in capsys.readouterr().out
