@@ -25,9 +25,11 @@ an AWS-managed key, so those share a customer-managed key (``TopicKey``) whose p
 S3 from this account, and roles publishing to them get ``kms:GenerateDataKey``/``kms:Decrypt``
 on that key.
 
-An archived table's stream ARN is an output named as the lake's template names the parameter
-of an existing table (``<Table>StreamArn``): deploy the lake with ``--tables`` (the
-``LakeTables`` output) and ``--existing-tables`` naming the app's tables.
+The lake. An archived table's stream ARN is an output named as the lake's template names the
+parameter of an existing table (``<Table>StreamArn``): deploy the lake with ``--tables`` (the
+``LakeTables`` output) and ``--existing-tables`` naming the app's tables. So the app comes
+first, and what reads the lake's Kinesis stream waits for it: ``LakeStreamArn`` is empty by
+default, and the mappings and statements on it are conditional (``HasLakeStream``).
 """
 
 from __future__ import annotations
