@@ -82,6 +82,7 @@ class Queue:
     visibility_timeout_s: int = 30
     dead_letter: str | None = None  # the declared name of the queue failed messages move to
     max_receive_count: int = 3  # receives before a message moves to dead_letter
+    triggers: tuple[RuleEvents, ...] = ()  # EventBridge rules targeting this queue
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,9 @@ class App:
         for q in self.queues:
             if q.dead_letter:
                 need("queue", q.dead_letter, f"queue {q.name}")
+                if q.dead_letter == q.name or any(d.fifo != q.fifo for d in self.queues if d.name == q.dead_letter):
+                    raise ConfigError(f"app {self.name}: queue {q.name}: its dead-letter queue is another queue "
+                                      "of the same kind (FIFO or standard)")
         for s in self.subscriptions:
             need("topic", s.topic, "a subscription")
             need("queue", s.queue, "a subscription")

@@ -26,8 +26,10 @@ PLUGINS = ("lake.query.command", "lake.replay.command", "lake.curate.command", "
            "lake.glue.command", "lake.deploy.command", "lake.dashboard.command")
 
 
-def common_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
+def common_parser(nested: bool = False) -> argparse.ArgumentParser:
+    """The flags every command takes. ``nested``: for a subcommand of a subcommand (``lake
+    dashboard deploy``), whose defaults must not overwrite what was given before it."""
+    p = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS if nested else None)
     g = p.add_argument_group("where the lake lives")
     g.add_argument("--endpoint-url", help="AWS endpoint (the embedded AWS printed by `lake up`); "
                    "unset = real AWS")
@@ -39,7 +41,8 @@ def common_parser() -> argparse.ArgumentParser:
                    help="source tables, comma-separated, each table[:hash[:range]]")
     g.add_argument("--state-dir", help="where checkpoints are kept (default .lake-state)")
     g.add_argument("--config", help="a lake.toml file (default ./lake.toml if present)")
-    g.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    g.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS if nested else 0,
+                   help="more logging (-vv for debug)")
     return p
 
 
@@ -53,11 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from lake.local import demo, status, up
+    from lake.local import apps, demo, status, up
 
     up.add_parser(sub, parents)
     demo.add_parser(sub, parents)
     status.add_parser(sub, parents)
+    apps.add_parser(sub, parents)  # lake example <name>
     for name in PLUGINS:
         try:
             module = importlib.import_module(name)

@@ -48,3 +48,9 @@ def exit_once(event: dict[str, Any], context: Any) -> None:
         open(marker, "w").close()
         os._exit(3)
     _sink(event, context)
+
+
+def sleep_then_record(event: dict[str, Any], context: Any) -> None:
+    """Busy for two seconds, then records: what an invocation does after its runtime died shows."""
+    time.sleep(2)
+    _sink(event, context, "after the sleep")

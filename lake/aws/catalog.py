@@ -382,12 +382,16 @@ class IcebergTables:
     # -- the catalog --------------------------------------------------------------
 
     def io_properties(self) -> dict[str, str]:
-        """pyiceberg FileIO properties: the same endpoint, region and credentials as boto3."""
+        """pyiceberg FileIO properties: the same endpoint, region and credentials as boto3.
+
+        Credentials are handed over only for an endpoint or a profile of ours (the embedded AWS,
+        a named profile): frozen, they would expire under a long Glue job. On AWS with neither,
+        pyarrow's S3 filesystem finds the role's credentials itself and refreshes them."""
         props = {"s3.region": self.settings.region}
         if self.settings.endpoint_url:
             props["s3.endpoint"] = self.settings.endpoint_url
         creds = self.clients.session.get_credentials()
-        if creds is not None:
+        if creds is not None and (self.settings.endpoint_url or self.settings.profile):
             frozen = creds.get_frozen_credentials()
             props["s3.access-key-id"] = frozen.access_key
             props["s3.secret-access-key"] = frozen.secret_key
@@ -447,7 +451,7 @@ class IcebergTables:
 
     def _create(self, name: str, schema: pa.Schema, partition_by: Sequence[str], source: str | None,
                 kind: str) -> Table:
-        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+        from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, TableAlreadyExistsError
 
         props = dict(TABLE_PROPERTIES, **{KIND_PROPERTY: kind})
         if source is not None:
@@ -466,6 +470,11 @@ class IcebergTables:
                         spec.add_identity(col)
             except TableAlreadyExistsError:
                 pass
+            except CommitFailedException:
+                # the create transaction's AssertCreate failed when another writer created the
+                # table between our staging and our commit ("Table already exists"): use theirs
+                if self.find(name) is None:
+                    raise
             return self.catalog.load_table(self.identifier(name))
 
     def commit(self, name: str, plan: Callable[[Table], Append | None], loaded: Table | None = None) -> Committed:

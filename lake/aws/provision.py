@@ -17,10 +17,9 @@ from botocore.exceptions import ClientError
 from lake.aws.clients import Clients, error_code, translate
 from lake.errors import NotFoundError
 from lake.settings import Settings, TableSpec
+from lake.wiring import TTL_ATTRIBUTE
 
 log = logging.getLogger(__name__)
-
-TTL_ATTRIBUTE = "expires_at"
 
 
 @dataclass

@@ -26,9 +26,12 @@ def add_parser(subparsers: Any, parents: list[argparse.ArgumentParser]) -> argpa
     p.add_argument("--attribute", help="current-state counts by this attribute (default: setting "
                    "dashboard_attribute, 'status')")
     p.set_defaults(func=run_page)
+    from lake.cli import common_parser
+
     sub = p.add_subparsers(dest="dashboard_command", metavar="ACTION")
-    d = sub.add_parser("deploy", parents=parents, help="create or update the QuickSight dashboard over Athena",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = sub.add_parser("deploy", parents=[common_parser(nested=True)],
+                       help="create or update the QuickSight dashboard over Athena", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("--principal", help="QuickSight user or group ARN granted the assets "
                    "(default: setting quicksight_principal)")
     d.add_argument("--account-id", help="AWS account id (default: the credentials'; dry run: the principal's)")

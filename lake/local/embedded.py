@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import functools
 import hashlib
 import heapq
 import hmac
@@ -130,6 +131,7 @@ def patch_moto() -> None:
     Table.put_item = put_item  # type: ignore[method-assign]
     _patch_glue_version_check()
     _patch_kinesis_routing()
+    _patch_dynamodb_atomic_writes()
     __import__("lake.local.moto_speed", fromlist=["*"]).patch_moto_speed()  # hot paths: lake/local/moto_speed.py
     _PATCHED = True
 
@@ -403,6 +405,35 @@ def _patch_glue_version_check() -> None:
             return original(self)
 
     GlueResponse.update_table = update_table  # type: ignore[method-assign]
+
+
+_DDB_WRITE_LOCK = threading.RLock()
+_DDB_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items",
+               "execute_statement", "execute_transaction", "batch_execute_statement")
+
+
+def _patch_dynamodb_atomic_writes() -> None:
+    """One DynamoDB write at a time, as DynamoDB applies each write to an item atomically.
+
+    moto's server answers requests on threads and applies an ``UpdateItem`` as a read, then a
+    change of the item: two concurrent ``SET n = if_not_exists(n, :zero) + :one`` could both
+    read the same ``n`` (measured: 398 distinct values from 400 concurrent increments), so an
+    atomic counter handed out one number twice. The lock is around the whole request handler,
+    answer included, because ``ReturnValues`` are built after the backend's method returns."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    for name in _DDB_WRITES:
+        original = getattr(DynamoHandler, name, None)
+        if original is None or getattr(original, "_lake_atomic", False):
+            continue
+
+        def atomic(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with _DDB_WRITE_LOCK:
+                return _original(self, *args, **kwargs)
+
+        wrapped = functools.wraps(original)(atomic)
+        wrapped._lake_atomic = True  # type: ignore[attr-defined]
+        setattr(DynamoHandler, name, wrapped)
 
 
 def _patch_kinesis_routing() -> None:

@@ -227,12 +227,18 @@ class FaultInjector:
         if not self.armed or rate <= 0:
             return False
         poison = self._u("poison", event_id, count=False) < rate
+        listed = False
         with self._lock:
             self.eligible["poison"] += 1
             if poison and event_id not in self.poisoned:
                 self.injected["poison"] += 1
                 if len(self.poisoned) < MAX_POISONED_LISTED:
                     self.poisoned[event_id] = {"event_id": event_id, **where}
+                    listed = True
+        if listed:
+            # written now, not at the next tick: the record reaches the dead-letter queue (and a
+            # snapshot of it) within moments, and a kill -9 before the tick would leave it unlisted
+            self.write()
         return poison
 
     # lifecycle

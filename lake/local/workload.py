@@ -14,9 +14,9 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from lake.settings import TableSpec
+from lake.wiring import TTL_ATTRIBUTE
 
 OpKind = Literal["put", "delete"]
-TTL_ATTRIBUTE = "expires_at"
 STATUSES = ("pending", "paid", "packed", "shipped", "delivered", "returned")
 ACTORS = ("alice", "bob", "carol", "order-service", "billing-service")
 

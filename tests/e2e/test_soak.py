@@ -22,5 +22,6 @@ def test_fast_soak_loses_nothing_doubles_nothing_and_keeps_every_key_in_order(tm
     assert report.kills == 1 and report.shard_split, table
     assert report.lost == 0 and report.duplicates == 0 and report.unexpected == 0, table
     assert report.raw_missing == 0 and report.order_violations == 0, table
+    assert report.unexplained_dead_letters == 0, table
     assert report.poison_in_dlq == report.poison_written == 3, table
     assert report.replica_mismatches == 0, table

@@ -212,6 +212,19 @@ def test_counts_add_up_across_restarts_of_the_same_state_directory(tmp_path: Pat
     assert counts["sessions"] == 2
 
 
+def test_a_poisoned_record_is_listed_at_once_not_at_the_next_tick(tmp_path: Path) -> None:
+    # a kill -9 right after the record reached the dead-letter queue must not leave it unlisted
+    path = faults_path(tmp_path)
+    injector = FaultInjector("poison=1,seed=3", path, write_interval_s=3600)
+    injector.arm()
+    try:
+        assert injector.is_poison("ev-1", {"sequence_number": "100", "stream_arn": "arn:s"})
+        listed = json.loads(path.read_text())["poisoned"]
+        assert listed == [{"event_id": "ev-1", "sequence_number": "100", "stream_arn": "arn:s"}]
+    finally:
+        injector.disarm()
+
+
 def test_the_same_seed_injects_the_same_faults(faulty: tuple[EmbeddedAWS, FaultInjector]) -> None:
     aws, injector = faulty
     s3 = client(aws, "s3")

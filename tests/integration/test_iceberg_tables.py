@@ -175,3 +175,22 @@ def test_the_retry_switch_is_never_stored_on_the_table(tables: IcebergTables) ->
     props = tables.load("t_history").properties
     assert "commit.retry.num-retries" not in props
     assert props["write.metadata.delete-after-commit.enabled"] == "true"
+
+
+def test_a_table_created_by_another_writer_between_staging_and_commit_is_used(
+        tables: IcebergTables, settings: Settings, clients: Clients) -> None:
+    # two shards' consumers creating `changes` at once: the loser's create transaction fails its
+    # AssertCreate ("Table already exists") at commit and must take the winner's table
+    other = IcebergTables(settings, Clients(settings), sleep=lambda s: None)
+    real = tables.catalog.create_table_transaction
+
+    def staged_then_beaten(*args: Any, **kwargs: Any) -> Any:
+        tx = real(*args, **kwargs)
+        other.ensure("raced", SCHEMA, ["dt"], source="T", kind="history")
+        other.commit("raced", lambda t: Append(rows(["won"])))
+        return tx
+
+    tables.catalog.create_table_transaction = staged_then_beaten  # type: ignore[method-assign]
+    table = tables.ensure("raced", SCHEMA, ["dt"], source="T", kind="history")
+    assert table.current_snapshot() is not None  # the winner's table, with its row
+    assert tables.scan("raced").column("event_id").to_pylist() == ["won"]

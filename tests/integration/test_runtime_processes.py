@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +91,37 @@ def test_a_missing_handler_module_is_refused_at_start(clients: Clients, tmp_path
     with pytest.raises(ConfigError, match="no_such_module"):
         rt.start()
     rt.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()  # a zombie has ended; only its exit status is left
+    except FileNotFoundError:
+        return False
+
+
+def test_a_worker_process_mid_invocation_ends_when_lake_up_is_killed(tmp_path: Path, sink: Path) -> None:
+    # an orphan mid-invocation would go on writing into the next lake up on the same port
+    script = ("import json, time\n"
+              "from lake.local.runtime.process import ProcessHandler\n"
+              "h = ProcessHandler('tests.process_handlers:sleep_then_record')\n"
+              "assert h._start() is None\n"
+              "ctx = {'function_name': 'f', 'invoked_function_arn': 'arn:f', 'memory_limit_in_mb': 128,\n"
+              "       'log_stream_name': 's', 'aws_request_id': 'r', 'timeout_s': 30}\n"
+              "rec = {'dynamodb': {'SequenceNumber': '1'}}\n"
+              "h._conn.send_bytes(json.dumps(ctx).encode() + b'\\n' + json.dumps([rec]).encode())\n"
+              "print(h._proc.pid, flush=True)\n"
+              "time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2])
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)  # the handler is asleep mid-invocation
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+    time.sleep(2.5)  # past the handler's sleep: had it lived on, it would have written by now
+    assert not sink.exists() or sink.read_text() == ""

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from lake.aws.clients import Clients
+from lake.local import embedded
 from lake.local.runtime import EventSourceMapping, LocalRuntime
 from lake.local.runtime.worker import ShardWorker
 from lake.local.up import table_mappings
@@ -202,3 +203,32 @@ def test_a_worker_that_crashes_before_its_first_checkpoint_resumes_at_its_first_
         rt.stop()
     assert rec.delivered() == stream_seqs(clients, arn)  # LATEST again would have skipped them
     assert rt.stats["latest"].worker_restarts == 1
+
+
+def test_a_checkpoint_past_the_streams_retention_reads_on_from_trim_horizon(
+        clients: Clients, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # lake up stopped for more than a day: the records after its checkpoint were trimmed away
+    # (as DynamoDB Streams drops them after 24 h); asking for that position forever would stall
+    # the shard, so the mapping goes on from the oldest record kept and says what was lost
+    now = [time.time()]
+    monkeypatch.setattr(embedded, "stream_now", lambda: now[0])
+    arn = make_table(clients)
+    put_items(clients, 1)
+    first = Recorder()
+    rt = LocalRuntime(clients, [EventSourceMapping(first, arn, name="late")], tmp_path, poll_interval_s=0.02)
+    try:
+        assert rt.run_until_idle(5)
+    finally:
+        rt.stop()
+    put_items(clients, 1, start=1)  # written while the runtime was stopped
+    now[0] += 25 * 3600
+    put_items(clients, 1, start=2)  # its write trims the two older records
+    second = Recorder()
+    rt = LocalRuntime(clients, [EventSourceMapping(second, arn, name="late")], tmp_path, poll_interval_s=0.02)
+    try:
+        assert rt.run_until_idle(5)
+        status = rt.status()
+    finally:
+        rt.stop()
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for e in second.events for r in e["Records"]] == ["item-0002"]
+    assert "retention" in json.dumps(status)

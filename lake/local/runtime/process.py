@@ -20,6 +20,7 @@ import logging
 import multiprocessing as mp
 import os
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 from typing import Any
@@ -36,12 +37,32 @@ INIT_TIMEOUT_S = 60.0
 from the invocation's time limit)."""
 
 
-def _serve(function: str, conn: Any, log_level: int) -> None:  # pragma: no cover - runs in the child
+_ORPHAN_CHECK_S = 0.1
+
+
+def _die_with_parent(parent_pid: int) -> None:  # pragma: no cover - runs in the child
+    """End this process within moments of its parent's death, however it died.
+
+    A ``kill -9`` of ``lake up`` leaves its worker processes running (a daemon process is only
+    ended by a parent that exits normally). An orphan mid-invocation goes on putting its batch's
+    later records into whatever listens on the port next, a restarted ``lake up`` restored from
+    an earlier state: ahead of records it had put before the kill, which the restore dropped,
+    so a key's changes land out of order. A restart takes seconds; this check takes 0.1 s."""
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(_ORPHAN_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="orphan-check", daemon=True).start()
+
+
+def _serve(function: str, conn: Any, log_level: int, parent_pid: int) -> None:  # pragma: no cover - child
     """The worker process: import the handler once, then answer invocations until the pipe closes."""
     import orjson
 
     from lake.invocation import LambdaContext, resolve_handler
 
+    _die_with_parent(parent_pid)
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         handler = resolve_handler(function, task_root=os.getcwd())
@@ -83,7 +104,7 @@ class ProcessHandler:
         ctx = mp.get_context("spawn")  # a fork would copy the parent's threads' locks mid-use
         parent, child = ctx.Pipe()
         level = logging.getLogger().getEffectiveLevel()
-        self._proc = ctx.Process(target=_serve, args=(self.function, child, level),
+        self._proc = ctx.Process(target=_serve, args=(self.function, child, level, os.getpid()),
                                  name=f"lambda-{self.function}", daemon=True)
         self._proc.start()
         child.close()

@@ -32,6 +32,10 @@ class IteratorExpired(TransientError):
     """The shard iterator is too old (or was trimmed away): get a new one from the checkpoint."""
 
 
+class PositionTrimmed(IteratorExpired):
+    """The position asked for is older than the stream's retention: its records are gone."""
+
+
 @dataclass(frozen=True)
 class ShardInfo:
     shard_id: str
@@ -78,7 +82,9 @@ def _call(kind: str, name: str, fn: Any, **kwargs: Any) -> Any:
     try:
         return fn(**kwargs)
     except ClientError as e:
-        if error_code(e) in ("ExpiredIteratorException", "TrimmedDataAccessException"):
+        if error_code(e) == "TrimmedDataAccessException":
+            raise PositionTrimmed(str(e)) from e
+        if error_code(e) == "ExpiredIteratorException":
             raise IteratorExpired(str(e)) from e
         raise translate(e, kind, name) from e
 

@@ -23,7 +23,7 @@ from lake.errors import NotFoundError, TransientError
 from lake.invocation import Outcome
 from lake.local.runtime.events import Condition, StreamRecord, event_of, serialise
 from lake.local.runtime.invoke import invoke, outcome
-from lake.local.runtime.sources import IteratorExpired
+from lake.local.runtime.sources import IteratorExpired, PositionTrimmed
 
 if TYPE_CHECKING:
     from lake.local.runtime.runner import MappingRunner
@@ -136,6 +136,17 @@ class ShardWorker:
         if self.iterator is None and not self.finished:
             try:
                 self.iterator = self._new_iterator()
+            except PositionTrimmed as e:
+                # The checkpoint is older than the stream's retention (lake up was stopped for
+                # longer than it): those records are gone, as on AWS once they expire. Go on
+                # from the oldest record kept rather than asking for the lost position forever.
+                log.error("%s: shard %s: the records after the checkpoint (%s) are past the stream's "
+                          "retention and lost; reading on from TRIM_HORIZON: %s", m.function_name,
+                          self.shard_id, self.last_read_seq or self.resume_at, e)
+                self.r.note_error(f"checkpoint past the stream's retention: read on from TRIM_HORIZON ({e})")
+                self.last_read_seq = self.resume_at = None
+                self.position = "TRIM_HORIZON"
+                return True
             except (IteratorExpired, TransientError) as e:
                 log.warning("%s: shard %s: no iterator yet: %s", m.function_name, self.shard_id, e)
                 return False
