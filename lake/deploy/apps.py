@@ -256,6 +256,20 @@ class _Renderer:
         parts.append(text[pos:].replace("${", "${!"))
         return sub("".join(parts), **variables)
 
+    def resolve_tree(self, value: Any) -> Any:
+        """A parsed JSON document (an event pattern, a filter policy) with the references in its
+        strings resolved: CloudFormation resolves intrinsics inside JSON properties."""
+        if isinstance(value, str):
+            return self.resolve(value)
+        if isinstance(value, list):
+            return [self.resolve_tree(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.resolve_tree(v) for k, v in value.items()}
+        return value
+
+    def resolve_json(self, text: str, what: str) -> Any:
+        return self.resolve_tree(_json(text, what))
+
     def add(self, logical_id: str, type_: str, properties: Mapping[str, Any], **attrs: Any) -> None:
         if logical_id in self.resources:
             raise ConfigError(f"app {self.app.name}: two resources map to the logical id {logical_id} "
@@ -295,10 +309,6 @@ class _Renderer:
             if table.archived and table.stream != "NEW_AND_OLD_IMAGES":
                 raise ConfigError(f"app {app.name}: table {table.name} is archived by the lake, which reads a "
                                   "NEW_AND_OLD_IMAGES stream (stream or archived=False)")
-        for q in app.queues:
-            if q.dead_letter and self.queues[q.dead_letter].fifo != q.fifo:
-                raise ConfigError(f"app {app.name}: queue {q.name}: its dead-letter queue {q.dead_letter} must be "
-                                  "of the same type (FIFO or standard)")
         for f in app.functions:
             for key, _ in f.environment:
                 if not _ENV_NAME.match(key) or key in _RESERVED_ENV:
@@ -327,7 +337,7 @@ class _Renderer:
                                       "which it has not")
         all_rules = [*(t for f in app.functions for t in f.triggers if isinstance(t, RuleEvents)),
                      *(t for s in app.state_machines for t in s.triggers),
-                     *(t for q in app.queues for t in _queue_rules(q))]
+                     *(t for q in app.queues for t in q.triggers)]
         rules = [r.name for r in all_rules]
         for r in all_rules:
             if (r.pattern is None) == (r.schedule is None):
@@ -462,7 +472,7 @@ class _Renderer:
             "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage",
             "Resource": att(qid, "Arn"), "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
         self.outputs[qid] = {"Description": f"queue {q.name} (URL)", "Value": ref(qid)}
-        for r in _queue_rules(q):
+        for r in q.triggers:
             target: dict[str, Any] = {"Id": "queue", "Arn": att(qid, "Arn")}
             if q.fifo:  # required of a FIFO target: one group per rule keeps its events in order
                 target["SqsParameters"] = {"MessageGroupId": r.name}
@@ -477,7 +487,7 @@ class _Renderer:
         props: dict[str, Any] = {"TopicArn": ref(self.topic_id(topic)), "Protocol": "sqs",
                                  "Endpoint": att(self.queue_id(queue), "Arn"), "RawMessageDelivery": raw}
         if filter_policy:
-            props["FilterPolicy"] = _json(filter_policy, f"subscription {topic} -> {queue}'s filter policy")
+            props["FilterPolicy"] = self.resolve_json(filter_policy, f"subscription {topic} -> {queue}'s filter policy")
         self.add(sid, "AWS::SNS::Subscription", props)
         self.queue_policies[queue].statements.append({
             "Sid": f"{logical(topic)}TopicSends", "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
@@ -681,7 +691,8 @@ class _Renderer:
                 props["FunctionResponseTypes"] = ["ReportBatchItemFailures"]
             if isinstance(t, StreamEvents) and t.filter_patterns:
                 props["FilterCriteria"] = {"Filters": [
-                    {"Pattern": json.dumps(_json(p, f"function {f.name}'s filter pattern"), separators=(",", ":"))}
+                    {"Pattern": self.resolve(json.dumps(_json(p, f"function {f.name}'s filter pattern"),
+                                                        separators=(",", ":")))}
                     for p in t.filter_patterns]}
             if t.on_failure:
                 props["DestinationConfig"] = {"OnFailure": {"Destination": att(self.queue_id(t.on_failure), "Arn")}}
@@ -703,7 +714,7 @@ class _Renderer:
             tid = self.topic_id(t.topic)
             props = {"TopicArn": ref(tid), "Protocol": "lambda", "Endpoint": att(fid, "Arn")}
             if t.filter_policy:
-                props["FilterPolicy"] = _json(t.filter_policy, f"function {f.name}'s topic filter policy")
+                props["FilterPolicy"] = self.resolve_json(t.filter_policy, f"function {f.name}'s topic filter policy")
             self.add(f"{fid}{logical(t.topic)}Subscription", "AWS::SNS::Subscription", props)
             self.add(f"{fid}{logical(t.topic)}TopicPermission", "AWS::Lambda::Permission", {
                 "Action": "lambda:InvokeFunction", "FunctionName": att(fid, "Arn"), "Principal": "sns.amazonaws.com",
@@ -718,10 +729,10 @@ class _Renderer:
     def rule(self, r: RuleEvents, target: dict[str, Any]) -> str:
         rid = f"{logical(r.name)}Rule"
         if r.input is not None:
-            target = {**target, "Input": json.dumps(_json(r.input, f"rule {r.name}'s input"))}
+            target = {**target, "Input": self.resolve(json.dumps(_json(r.input, f"rule {r.name}'s input")))}
         props: dict[str, Any] = {"Name": self.stack_name(r.name), "State": "ENABLED", "Targets": [target]}
         if r.pattern is not None:
-            props["EventPattern"] = _json(r.pattern, f"rule {r.name}'s pattern")
+            props["EventPattern"] = self.resolve_json(r.pattern, f"rule {r.name}'s pattern")
         else:
             props["ScheduleExpression"] = r.schedule
         self.add(rid, "AWS::Events::Rule", props)
@@ -776,11 +787,6 @@ def _iam_text(text: str) -> str:
     """A role description as IAM takes it: Latin-1 printable characters, at most 1,000."""
     text = text.translate(_IAM_REPLACEMENTS)
     return "".join(c if c in "\t\n\r" or " " <= c <= "~" or "\u00a1" <= c <= "\u00ff" else "?" for c in text)[:1000]
-
-
-def _queue_rules(q: Queue) -> tuple[RuleEvents, ...]:
-    """EventBridge rules targeting the queue (``Queue.triggers``, where the declaration has them)."""
-    return tuple(getattr(q, "triggers", ()))
 
 
 def _json(text: str, what: str) -> Any:

@@ -145,7 +145,9 @@ def _check_compute(session: Any, template: dict[str, Any], physical: dict[str, s
     events = session.client("events")
     rules = {r["Name"]: r for r in events.list_rules()["Rules"]}
     assert rules["app-every-hour"]["ScheduleExpression"] == "rate(1 hour)"
-    assert json.loads(rules["app-object-created"]["EventPattern"])["detail-type"] == ["Object Created"]
+    pattern = json.loads(rules["app-object-created"]["EventPattern"])
+    assert pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == ["app-uploads-123456789012-us-east-1"]
     machine = physical["IndexStateMachine"]
     target = events.list_targets_by_rule(Rule="app-object-created")["Targets"][0]
     assert target["Arn"] == machine and target["RoleArn"].endswith("/" + physical["ObjectCreatedRuleRole"])
