@@ -30,7 +30,7 @@ demo: $(STAMP)
 	$(BIN)/lake demo $(DEMO_ARGS)
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check lake lambdas glue_jobs tests benchmarks
+	$(BIN)/ruff check lake lambdas glue_jobs examples tests benchmarks
 	$(BIN)/mypy
 
 # The dashboard's browser tests need Debian's Chromium: installed here when missing and we are root

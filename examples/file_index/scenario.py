@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from examples.file_index.app import BUCKET, MACHINE, RULE, TABLE
+from examples.file_index.app import BUCKET, MACHINE, TABLE
 
 if TYPE_CHECKING:
     from lake.local.apps import LocalApp
@@ -30,7 +30,6 @@ EDIT = b" (edited)"  # appended to a re-uploaded file's content
 
 def run(app: LocalApp, say: Callable[[str], None]) -> dict[str, Any]:
     """Upload, upload again, and check the index, the executions and the lake; ``ok`` when all hold."""
-    _name_the_bucket_in_the_rule(app)
     s3, ddb = app.clients.s3, app.clients.dynamodb
     bucket, table = app.resolve("${bucket:" + BUCKET + "}"), app.resolve("${table:" + TABLE + "}")
     facts: dict[str, Any] = {}
@@ -86,15 +85,6 @@ def _updated(before: dict[str, str] | None, after: dict[str, str] | None, size: 
     return before is not None and after is not None and after["version"] == "2" \
         and after["lastModified"] > before["lastModified"] and after["firstSeen"] == before["firstSeen"] \
         and after["etag"] != before["etag"] and after["size"] == str(size)
-
-
-def _name_the_bucket_in_the_rule(app: LocalApp) -> None:
-    """The rule's pattern names the bucket by reference (``${bucket:…}``); the wiring that puts
-    the rule may leave it unresolved, and the rule would then match nothing: put it resolved."""
-    events = app.clients.events
-    pattern = events.describe_rule(Name=RULE).get("EventPattern", "")
-    if "${" in pattern:
-        events.put_rule(Name=RULE, EventPattern=app.resolve(pattern), State="ENABLED")
 
 
 def _settle(app: LocalApp, say: Callable[[str], None], executions: int, timeout_s: float = 30.0) -> None:

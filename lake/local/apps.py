@@ -405,7 +405,7 @@ class LocalApp:
             first = targets[0][2]
             kwargs: dict[str, Any] = {"Name": name, "State": "ENABLED"}
             if first.pattern is not None:
-                kwargs["EventPattern"] = first.pattern
+                kwargs["EventPattern"] = self.resolve(first.pattern)  # ${bucket:…} in the pattern
             else:
                 assert first.schedule is not None
                 parse_schedule(first.schedule)  # a bad expression is refused before anything runs

@@ -133,6 +133,8 @@ def patch_moto() -> None:
     _patch_kinesis_routing()
     _patch_dynamodb_atomic_writes()
     __import__("lake.local.moto_speed", fromlist=["*"]).patch_moto_speed()  # hot paths: lake/local/moto_speed.py
+    # Step Functions' interpreter calls this server; S3's EventBridge events get ids of their own
+    __import__("lake.local.moto_sfn", fromlist=["*"]).patch()
     _PATCHED = True
 
 

@@ -4,10 +4,8 @@ By default moto records executions without running them. With the config
 ``{"stepfunctions": {"execute_state_machine": true}}`` (moto 5.2.5:
 ``moto/moto_api/_internal/models.py`` ``set_config``; ``moto/stepfunctions/responses.py``
 then serves the ASL interpreter's backend, ``stepfunctions_parser_backends``) it
-interprets the ASL. The interpreter's service integrations call
-``http://localhost:$MOTO_PORT`` (``moto/stepfunctions/parser/asl/utils/boto_client.py``),
-so ``MOTO_PORT`` must name the embedded AWS: its DynamoDB tasks then reach the same
-tables as everything else.
+interprets the ASL. Its service integrations reach the embedded AWS that took the request
+(``lake/local/moto_sfn.py``), so its DynamoDB tasks see the same tables as everything else.
 
 Only state machines created after the switch are executed (the two backends keep
 separate state machines), so :class:`lake.local.apps.LocalApp` switches it on before
@@ -17,7 +15,6 @@ creating any. The config is process-wide (moto's backends are), like the embedde
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +34,6 @@ def enable_execution(lake: EmbeddedLake) -> dict[str, Any]:
                                  headers={ADMIN_TOKEN_HEADER: aws.admin_token, "Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         config: dict[str, Any] = json.loads(resp.read() or b"{}")
-    assert aws.port is not None
-    os.environ["MOTO_PORT"] = str(aws.port)
     return config
 
 

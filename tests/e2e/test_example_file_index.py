@@ -19,11 +19,6 @@ from tests.e2e.conftest import REPO
 
 pytestmark = pytest.mark.e2e
 
-# `lake example file_index`, with lake/local/moto_sfn.py's patches applied first: until
-# lake.local.embedded.patch_moto() applies them itself, this keeps the test independent of that line.
-LAKE = ("import sys; from lake.local import moto_sfn; moto_sfn.patch(); "
-        "from lake.cli import main; sys.exit(main(sys.argv[1:]))")
-
 
 def outcome_of(stdout: str) -> dict[str, Any]:
     """The ``{"outcome": …}`` document ``lake example`` prints after the scenario's narration."""
@@ -35,7 +30,7 @@ def outcome_of(stdout: str) -> dict[str, Any]:
 
 def test_lake_example_file_index() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKE_", "AWS_"))}
-    proc = subprocess.run([sys.executable, "-c", LAKE, "example", "file_index", "--timeout", "60"],
+    proc = subprocess.run([sys.executable, "-m", "lake.cli", "example", "file_index", "--timeout", "60"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL)
     report = proc.stdout + proc.stderr[-3000:]
     assert proc.returncode == 0, report

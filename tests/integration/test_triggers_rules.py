@@ -14,12 +14,15 @@ import pytest
 
 from lake.apps import App, Bucket, BucketEvents, Function, Notification, Queue, RuleEvents, StateMachine, Table, Topic
 from lake.local.apps import LocalApp
-from lake.local.triggers.hidden import MOTO_S3_EVENT_ID, execution_name
+from lake.local.triggers.hidden import execution_name
 from lake.local.up import EmbeddedLake
 from tests.clock import ManualClock
 from tests.integration.test_triggers_sqs import start_lake
 
 HERE = "tests.integration.test_triggers_rules"
+
+# moto 5.2.5 (moto/events/utils.py _BASE_EVENT_MESSAGE) gives every S3 → EventBridge event this id
+MOTO_S3_EVENT_ID = "17793124-05d4-b198-2fde-7ededc63b103"
 
 
 def handler(event: dict[str, Any], context: Any) -> None:
@@ -115,7 +118,7 @@ def test_eventbridge_rules_reach_lambda_sqs_and_step_functions_and_a_later_rule_
     # the state machine ran the ASL: named after the event, its DynamoDB task wrote to the same embedded table
     assert len(executions) == 1 and executions[0]["status"] == "SUCCEEDED"
     assert executions[0]["name"] == execution_name("rules-s3", s3_event["id"])
-    assert s3_event["id"] != MOTO_S3_EVENT_ID  # each S3 event has an id of its own
+    assert s3_event["id"] != MOTO_S3_EVENT_ID  # each S3 event has an id of its own (lake/local/moto_sfn.py)
     assert item == {"key": {"S": "a b.txt"}}
     assert stats["rule:rules-s3"]["executions"] == 1 and stats["rule:rules-second"]["invocations"] == 1
 

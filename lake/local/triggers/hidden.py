@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,24 +30,11 @@ from lake.local.triggers.base import FunctionTarget, QueuePoller, TriggerStats
 
 log = logging.getLogger("lake.local.triggers")
 
-# moto 5.2.5 (moto/events/utils.py _BASE_EVENT_MESSAGE) gives every S3 → EventBridge event this id.
-MOTO_S3_EVENT_ID = "17793124-05d4-b198-2fde-7ededc63b103"
-
-
 def hidden_queue_name(app: str, kind: str, name: str) -> str:
     """A queue name of at most 80 characters, unique per (app, kind, name)."""
     digest = hashlib.sha256(f"{app}\n{kind}\n{name}".encode()).hexdigest()[:8]
     stem = re.sub(r"[^A-Za-z0-9_-]", "-", f"lake-{app}-{kind}-{name}")[:70]
     return f"{stem}-{digest}"
-
-
-def event_id_of(event: dict[str, Any]) -> str:
-    """An id for an S3 event moto sent to EventBridge (it gives all of them the same one): derived
-    from the event's content, so the same event has the same id at every rule and on every
-    redelivery, and the executions named after it are started once. (Two uploads of the same
-    bytes to the same key within one second are one event to it.)"""
-    content = json.dumps({k: v for k, v in event.items() if k != "id"}, sort_keys=True, default=str)
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, content))
 
 
 def sns_event(envelope: dict[str, Any], subscription_arn: str) -> dict[str, Any]:
@@ -95,8 +81,6 @@ class HiddenQueue(QueuePoller):
                 self.stats.add(dropped=1)
                 self.delete([m])
                 continue
-            if isinstance(body, dict) and body.get("id") == MOTO_S3_EVENT_ID:
-                body["id"] = event_id_of(body)
             if isinstance(body, dict) and body.get("Event") == "s3:TestEvent":
                 self.stats.add(filtered=1)  # S3 sends one when a queue is configured; Lambda never sees it
             else:
