@@ -10,12 +10,15 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lake.deploy.template import LAKE_ZIP, LAMBDA_ZIP, PANDAS_LAYERS_DOC, Layout, render, to_yaml
 from lake.errors import ConfigError
 from lake.settings import Settings
 from lake.wiring import WIRING
+
+if TYPE_CHECKING:
+    from lake.aws.stack import Stacks
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +35,13 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     t.add_argument("--output", "-o", default="-", help="where to write the template (default: stdout)")
     t.add_argument("--expanded", action="store_true", help="write the template with the SAM transform applied")
     t.add_argument("--no-validate", dest="validate", action="store_false", help="render only")
+    t.add_argument("--app", metavar="MODULE",
+                   help="render an app's template instead: the APP of MODULE (e.g. examples.file_index.app)")
     t.set_defaults(func=run_template)
 
     d = sub.add_parser("deploy", parents=parents, help="deploy the lake to AWS as a CloudFormation stack",
                        description=run_deploy.__doc__)
-    d.add_argument("--stack-name", default="dynamodb-lake", help="CloudFormation stack (default dynamodb-lake)")
+    d.add_argument("--stack-name", help="CloudFormation stack (default dynamodb-lake; with --app, the app's name)")
     d.add_argument("--existing-tables", action="append", metavar="A,B",
                    help="source tables that exist already (their stream ARN is looked up, or --stream-arn)")
     d.add_argument("--stream-arn", action="append", default=[], metavar="TABLE=ARN",
@@ -49,12 +54,19 @@ def add_parser(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                    help="bundle the lake's code without installing its dependencies (tests, the embedded AWS)")
     d.add_argument("--dry-run", action="store_true", help="show the change set, change nothing")
     d.add_argument("--yes", action="store_true", help="don't ask before changing a stack that is not local")
+    d.add_argument("--app", metavar="MODULE",
+                   help="deploy an app instead: the APP of MODULE (e.g. examples.file_index.app), its code and stack")
     d.set_defaults(func=run_deploy)
 
 
 def run_template(args: argparse.Namespace, settings: Settings) -> int:
     """Render template.yaml from the wiring (lake/wiring.py) for the source tables, then validate
-    it: cfn-lint on the SAM template and on its expansion, and the least-privilege rules."""
+    it: cfn-lint on the SAM template and on its expansion, and the least-privilege rules.
+    With ``--app``, an app's template instead (lake/deploy/app_command.py)."""
+    if getattr(args, "app", None):
+        from lake.deploy.app_command import run_app_template
+
+        return run_app_template(args, settings)
     layout = Layout.from_settings(settings, _existing(args))
     template = render(layout)
     status = 0
@@ -94,7 +106,13 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
     """Build the code bundles, upload them, create or update the stack through a change set,
     wait, and print the stack's outputs. On the embedded AWS the SAM transform is expanded here
-    (moto would skip AWS::Serverless::* resources); on AWS, CloudFormation expands it."""
+    (moto would skip AWS::Serverless::* resources); on AWS, CloudFormation expands it.
+    With ``--app``, an app's code and stack instead (lake/deploy/app_command.py)."""
+    if getattr(args, "app", None):
+        from lake.deploy.app_command import run_app_deploy
+
+        return run_app_deploy(args, settings)
+    args.stack_name = args.stack_name or "dynamodb-lake"
     from lake.aws.clients import Clients
     from lake.aws.provision import ensure_bucket, stream_arn
     from lake.aws.stack import MAX_TEMPLATE_BODY, Stacks, account_id, template_url
@@ -152,9 +170,16 @@ def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
         store.put(key, json.dumps(template).encode(), content_type="application/json")
         url = template_url(artifact_bucket, key, settings.region)
 
-    stacks = Stacks(clients, args.stack_name)
+    return apply_change_set(Stacks(clients, args.stack_name), template, parameters, url, args, settings)
+
+
+def apply_change_set(stacks: Stacks, template: dict[str, Any], parameters: dict[str, str], url: str | None,
+                     args: argparse.Namespace, settings: Settings) -> int:
+    """Create a change set, show it, then discard it (empty, ``--dry-run``, not confirmed) or execute
+    it and print the stack's outputs: the lake's deployment and an app's (``--app``) alike."""
+    stack_name = stacks.stack
     cs = stacks.create_change_set(template, parameters, f"lake-{time.strftime('%Y%m%d%H%M%S')}", url)
-    print(f"change set {cs.name} ({cs.kind} {args.stack_name}): {len(cs.changes)} changes")
+    print(f"change set {cs.name} ({cs.kind} {stack_name}): {len(cs.changes)} changes")
     for change in cs.changes:
         print(f"  {change}")
     if cs.empty:
@@ -168,13 +193,13 @@ def run_deploy(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.is_local and not args.yes:
         from lake.prompt import confirm_interactively
 
-        if not confirm_interactively(f"execute {len(cs.changes)} changes on stack {args.stack_name} "
+        if not confirm_interactively(f"execute {len(cs.changes)} changes on stack {stack_name} "
                                      f"in {settings.region}"):
             stacks.discard(cs)
             print("not confirmed (pass --yes to deploy without a terminal): nothing changed")
             return 1
     stacks.execute(cs)
-    print(f"stack {args.stack_name}: {cs.kind.lower()} complete")
+    print(f"stack {stack_name}: {cs.kind.lower()} complete")
     outputs = stacks.outputs()
     for key, value in sorted(outputs.items()):
         print(f"  {key}: {value}")
