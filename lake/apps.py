@@ -222,6 +222,8 @@ class App:
         }
 
         def need(kind: str, name: str, where: str) -> None:
+            if kind not in names:
+                raise ConfigError(f"app {self.name}: {where} holds a reference of unknown kind {kind!r}")
             if name not in names[kind]:
                 raise ConfigError(f"app {self.name}: {where} refers to an undeclared {kind} {name!r}")
 

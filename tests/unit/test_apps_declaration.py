@@ -23,6 +23,7 @@ def fn(*triggers: object, env: tuple[tuple[str, str], ...] = ()) -> Function:
     (App("a", functions=(fn(BucketEvents("missing")),)), "undeclared bucket"),
     (App("a", buckets=(Bucket("b", notifications=(Notification("t", "topic"),)),)), "undeclared topic"),
     (App("a", functions=(fn(env=(("X", "${table:nope}"),)),)), "undeclared table"),
+    (App("a", functions=(fn(env=(("X", "${nope:x}"),)),)), "reference of unknown kind 'nope'"),
 ])
 def test_validate_refuses(app: App, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
