@@ -46,29 +46,11 @@ def load_app(module: str) -> App:
 def run_app_template(args: argparse.Namespace, settings: Settings) -> int:
     """Render the app's template; validate it unless ``--no-validate``; write it (``-o``, default stdout)."""
     from lake.deploy.apps import render, to_yaml
+    from lake.deploy.validate import check, write_text
 
-    template = render(load_app(args.app))
-    status = 0
-    if args.validate or args.expanded:
-        from lake.deploy.validate import expand_sam, lint, privilege_problems
-
-        expanded = expand_sam(template, region=settings.region)
-        if args.validate:
-            problems = [f"template: {f}" for f in lint(template)] + [f"expanded: {f}" for f in lint(expanded)]
-            problems += [f"least privilege: {p}" for p in privilege_problems(expanded)]
-            for p in problems:
-                print(p, file=sys.stderr)
-            status = 1 if problems else 0
-            if not problems:
-                print(f"template of {args.app} valid: {len(expanded['Resources'])} resources, cfn-lint clean, "
-                      "least privilege holds", file=sys.stderr)
-        if args.expanded:
-            template = expanded
-    text = to_yaml(template, args.app)
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text)
+    template, status = check(render(load_app(args.app)), settings.region, validate=args.validate,
+                             expanded=args.expanded, what=f"template of {args.app}")
+    write_text(args.output, to_yaml(template, args.app))
     return status
 
 

@@ -9,7 +9,6 @@ import json
 import logging
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lake.deploy.template import LAKE_ZIP, LAMBDA_ZIP, PANDAS_LAYERS_DOC, Layout, render, to_yaml
@@ -68,28 +67,10 @@ def run_template(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_app_template(args, settings)
     layout = Layout.from_settings(settings, _existing(args))
-    template = render(layout)
-    status = 0
-    if args.validate or args.expanded:
-        from lake.deploy.validate import expand_sam, lint, privilege_problems
+    from lake.deploy.validate import check, write_text
 
-        expanded = expand_sam(template, region=settings.region)
-        if args.validate:
-            problems = [f"template: {f}" for f in lint(template)] + [f"expanded: {f}" for f in lint(expanded)]
-            problems += [f"least privilege: {p}" for p in privilege_problems(expanded)]
-            for p in problems:
-                print(p, file=sys.stderr)
-            status = 1 if problems else 0
-            if not problems:
-                print(f"template valid: {len(expanded['Resources'])} resources, cfn-lint clean, least privilege "
-                      "holds", file=sys.stderr)
-        if args.expanded:
-            template = expanded
-    text = to_yaml(template, layout)
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text)
+    template, status = check(render(layout), settings.region, validate=args.validate, expanded=args.expanded)
+    write_text(args.output, to_yaml(template, layout))
     return status
 
 

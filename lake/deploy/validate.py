@@ -153,3 +153,37 @@ def privilege_problems(template: Mapping[str, Any]) -> list[str]:
         problems += [f"{role}: resource {_text(r)} ({sid})" for r in _as_list(st.get("Resource", []))
                      if too_broad(_text(r))]
     return problems
+
+
+def check(template: dict[str, Any], region: str, *, validate: bool, expanded: bool,
+          what: str = "template") -> tuple[dict[str, Any], int]:
+    """What ``lake template`` (the lake's or an app's) does before writing: cfn-lint on the SAM and the
+    expanded template and the least-privilege check when ``validate`` (each problem on stderr), the
+    expanded template instead of the SAM one when ``expanded``. Returns (template, exit status)."""
+    import sys
+
+    if not (validate or expanded):
+        return template, 0
+    status = 0
+    full = expand_sam(template, region=region)
+    if validate:
+        problems = [f"template: {f}" for f in lint(template)] + [f"expanded: {f}" for f in lint(full)]
+        problems += [f"least privilege: {p}" for p in privilege_problems(full)]
+        for p in problems:
+            print(p, file=sys.stderr)
+        status = 1 if problems else 0
+        if not problems:
+            print(f"{what} valid: {len(full['Resources'])} resources, cfn-lint clean, least privilege holds",
+                  file=sys.stderr)
+    return (full if expanded else template), status
+
+
+def write_text(output: str, text: str) -> None:
+    """``text`` to the file ``output``, or to stdout for ``-``."""
+    import sys
+    from pathlib import Path
+
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(output).write_text(text)
