@@ -15,6 +15,7 @@ from lake.deploy.bundle import (
     UNZIPPED_LIMIT,
     Bundle,
     Installer,
+    add_file,
     lambda_bundle,
     pip_install,
     source_root,
@@ -61,12 +62,7 @@ def app_lambda_bundle(app_dir: Path, package_root: Path | None = None, root: Pat
         for arcname, path in sorted(app_files(app_dir, package_root or root)):
             if arcname in present:
                 continue
-            info = zipfile.ZipInfo(arcname, date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            data = path.read_bytes()
-            zf.writestr(info, data)
-            size += len(data)
+            size += add_file(zf, arcname, path)
             count += 1
     if size > limit:
         raise ConfigError(f"lambda.zip with the app: {size / 2**20:.0f} MB unzipped, over Lambda's "

@@ -92,18 +92,23 @@ def _provided(relpath: str) -> bool:
     return name in PROVIDED
 
 
+def add_file(zf: zipfile.ZipFile, arcname: str, path: Path) -> int:
+    """``path`` into the zip as ``arcname``, with a fixed timestamp (the same code makes the same
+    zip, and the same artifact key); its size."""
+    info = zipfile.ZipInfo(arcname, date_time=(2020, 1, 1, 0, 0, 0))
+    info.external_attr = 0o644 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    data = path.read_bytes()
+    zf.writestr(info, data)
+    return len(data)
+
+
 def _zip(name: str, entries: Iterable[tuple[str, Path]], limit: int | None) -> Bundle:
     buf = io.BytesIO()
     size = count = 0
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for arcname, path in sorted(entries):
-            # a fixed timestamp: the same code makes the same zip, and the same artifact key
-            info = zipfile.ZipInfo(arcname, date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            data = path.read_bytes()
-            zf.writestr(info, data)
-            size += len(data)
+            size += add_file(zf, arcname, path)
             count += 1
     if limit is not None and size > limit:
         raise ConfigError(f"{name}: {size / 2**20:.0f} MB unzipped, over Lambda's {limit / 2**20:.0f} MB "
