@@ -9,6 +9,7 @@ the same script parses them with argparse. Either way the names are the CLI's fl
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -40,7 +41,12 @@ class Arg:
         return self.flag.lstrip("-").replace("-", "_")
 
 
-COMMON = (Arg("--dry-run", "plan and report; change nothing", "flag", False),)
+COMMON = (
+    Arg("--dry-run", "plan and report; change nothing", "flag", False),
+    Arg("--workgroup", "Athena workgroup of every Athena statement (default: the lake's, from the settings; "
+        "the role running the job must be allowed to use it)"),
+)
+ENGINES = ("auto", "pyiceberg", "athena")
 JOBS: dict[str, tuple[Arg, ...]] = {
     "compact": (
         Arg("--table", "catalog table to compact (repeatable, or comma-separated); default: every one", "list"),
@@ -48,23 +54,24 @@ JOBS: dict[str, tuple[Arg, ...]] = {
         Arg("--retention-days", "expire snapshots older than this (default 7: the time-travel window)",
             "float", 7.0),
         Arg("--orphan-age-hours", "delete unreferenced files older than this (default 72)", "float", 72.0),
-        Arg("--engine", "pyiceberg (this process, bounded memory; default) or athena (OPTIMIZE and VACUUM)",
-            "str", "pyiceberg"),
+        Arg("--engine", "athena (OPTIMIZE and VACUUM: the default on AWS) or pyiceberg (this process, bounded "
+            "memory: the default on the embedded AWS, which has no Athena)", "str", "auto"),
     ),
     "current_state": (
         Arg("--table", "source (DynamoDB) table (repeatable, or comma-separated); default: every one", "list"),
         Arg("--as-of", "materialise the state at this time (ISO-8601 or epoch) into a snapshot table", "time"),
         Arg("--into", "the --as-of table's name (default <stem>_current_at_<time>)"),
         Arg("--full", "rebuild from the whole history, not incrementally", "flag", False),
-        Arg("--engine", "pyiceberg (this process, incremental; default) or athena (MERGE INTO / CREATE TABLE AS "
-            "over the whole history)", "str", "pyiceberg"),
+        Arg("--engine", "athena (incremental MERGE INTO, CREATE TABLE AS: the default on AWS) or pyiceberg (this "
+            "process, incremental: the default on the embedded AWS)", "str", "auto"),
     ),
     "backfill": (
         Arg("--table", "source (DynamoDB) table to rebuild (required)"),
         Arg("--since", "start of the time range (ISO-8601 or epoch; inclusive)", "time"),
         Arg("--until", "end of the time range (exclusive)", "time"),
-        Arg("--per-day", "one atomic swap per day of the range (memory: one day's rows) instead of one "
-            "for the whole range", "flag", False),
+        Arg("--per-day", "one atomic swap per day of the range instead of one for the whole range", "flag", False),
+        Arg("--chunk-rows", "changes built and written at a time (memory holds one chunk's rows; default 20000)",
+            "int", 20_000),
     ),
     "bootstrap": (
         Arg("--table", "source (DynamoDB) table to export and load (required)"),
@@ -116,15 +123,16 @@ def values(job: str, given: dict[str, Any]) -> dict[str, Any]:
 def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress = no_progress) -> JobReport:
     """Run ``job`` with its arguments (by dest, as text or typed)."""
     v = values(job, given)
-    if v.get("engine", "pyiceberg") not in ("pyiceberg", "athena"):
-        raise ConfigError(f"--engine must be pyiceberg or athena, not {v['engine']!r}")
-    if v.get("engine") == "athena":
+    if v["workgroup"]:
+        settings = dataclasses.replace(settings, athena_workgroup=v["workgroup"])
+    if engine(settings, v.get("engine")) == "athena":
         from lake.glue import athena
 
         if job == "compact":
             return athena.compact_on_athena(settings, v["table"] or (), int(v["target_mb"] * MB),
                                             v["retention_days"] * DAY_S, v["dry_run"])
-        return athena.current_on_athena(settings, v["table"] or (), v["as_of"], v["into"], v["dry_run"])
+        return athena.current_on_athena(settings, v["table"] or (), v["as_of"], v["into"], v["dry_run"],
+                                        full=v["full"])
     if job == "compact":
         from lake.glue.compact import CompactOptions, compact
 
@@ -140,7 +148,7 @@ def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress 
         from lake.glue.backfill import BackfillOptions, backfill
 
         return backfill(settings, BackfillOptions(v["table"] or "", v["since"], v["until"], v["dry_run"],
-                                                  v["per_day"]), progress=progress)
+                                                  v["per_day"], v["chunk_rows"]), progress=progress)
     if job == "bootstrap":
         from lake.glue.bootstrap import BootstrapOptions, bootstrap
 
@@ -148,6 +156,19 @@ def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress 
             v["table"] or "", v["from"], v["incremental"], v["since"], v["until"], v["export_time"],
             v["timeout"], v["dry_run"]), progress=progress)
     raise ConfigError(f"unknown job {job!r} (known: {', '.join(JOBS)})")
+
+
+def engine(settings: Settings, name: str | None) -> str | None:
+    """The engine a job runs on: ``auto`` is Athena on AWS (the heavy step on a distributed
+    engine, docs/adr/0004) and pyiceberg on an endpoint (the embedded AWS has no Athena).
+    None for the jobs without a choice."""
+    if name is None:
+        return None
+    if name not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {name!r}")
+    if name == "auto":
+        return "pyiceberg" if settings.endpoint_url else "athena"
+    return name
 
 
 def glue_arguments(job: str, argv: Sequence[str], resolve: Callable[[Sequence[str], list[str]], dict[str, str]]

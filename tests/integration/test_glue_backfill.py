@@ -140,3 +140,50 @@ def test_per_day_backfill_of_several_days_equals_the_streamed_rows(settings: Set
     assert _without(_changes(settings, clients), KINESIS) == _without(streamed_changes, KINESIS)
     assert _without(_history(settings, clients), KINESIS) == _without(streamed_history, KINESIS)
     assert not backfill(settings, BackfillOptions("orders", per_day=True), clients).changed
+
+
+def test_backfill_builds_and_writes_one_chunk_at_a_time(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounded memory: with chunks of 7 changes, no more than 7 changes are ever built into rows
+    at once (every row building goes through RecordRows, spied on) and no data file holds more
+    than 7 rows (what a write held), yet the range is one commit and equals the streamed rows."""
+    from lake.archive.writer import archive_records
+    from lake.aws.catalog import IcebergMaintenance
+    from lake.aws.provision import ensure_bucket, ensure_glue_database
+    from lake.curate import curate
+    from lake.curate.consumer import RecordRows
+    from lake.glue import backfill as module
+    from tests.integration.test_curate_iceberg import kinesis
+    from tests.integration.test_fanout_kinesis import stream_record
+
+    clients = Clients(settings)
+    ensure_bucket(clients, settings.bucket, settings.region)
+    ensure_glue_database(clients, settings.glue_database)
+    records = [stream_record(i, f"K{i % 9}", new={"n": {"N": str(i)}, **({"tag": {"S": f"t{i}"}} if i > 30 else {})},
+                             t=1_700_000_000 + i) for i in range(50)]
+    assert archive_records(records, settings, clients).records_archived == 50
+    assert curate(settings, kinesis(records), clients).failures == []
+    streamed_changes, streamed_history = _changes(settings, clients), _history(settings, clients)
+
+    built: list[int] = []
+
+    def spy(source: str, changes: Any) -> RecordRows:
+        built.append(len(changes))
+        return RecordRows(source, changes)
+
+    monkeypatch.setattr(module, "RecordRows", spy)
+    tables = IcebergTables(settings, clients)
+    for name in ("changes", "orders_history"):
+        tables.catalog.drop_table(tables.identifier(name))
+    report = backfill(settings, BackfillOptions("orders", chunk_rows=7), clients)
+    assert built and max(built) == 7 and sum(built) % 50 == 0  # each pass over the raw zone: 50 changes
+    assert [t.rows_out for t in report.tables] == [50, 50]
+    maintenance = IcebergMaintenance(tables)
+    for name in ("changes", "orders_history"):
+        files = maintenance.data_files(tables.load(name))
+        assert len(files) >= 8 and max(f.records for f in files) <= 7, (name, [f.records for f in files])
+    assert _without(_changes(settings, clients), KINESIS) == _without(streamed_changes, KINESIS)
+    assert _without(_history(settings, clients), KINESIS) == _without(streamed_history, KINESIS)
+
+    built.clear()
+    again = backfill(settings, BackfillOptions("orders", chunk_rows=7), clients)
+    assert not again.changed and max(built) == 7  # fingerprinted in chunks: nothing held whole
