@@ -116,7 +116,11 @@ class DuckAthena:
                             for f in result.schema])
         self.tables.ensure(name, schema, [], source=None, kind="current")
         if result.num_rows:
-            self.tables.transact(name, lambda c, tx: (tx.append(result.cast(schema)), True)[1])
+            def stage(c: Any, tx: Any) -> bool:
+                tx.append(result.cast(schema))
+                return True
+
+            self.tables.transact(name, stage)
 
 
 def test_current_state_on_athena_equals_the_live_table_then_incrementally(settings: Settings) -> None:
