@@ -25,15 +25,18 @@ metadata as the local path plans its bins), then ``VACUUM`` (expires snapshots p
 window and removes orphan files).
 
 current_state: incremental as the local path is. The history snapshots since the watermark
-name the data files they added; Athena reads just those (``"$path" IN (…)``) to find the
-touched items, reduces each touched item's *whole* history to its latest change
-(``row_number()`` over the key, ordered by event time, sequence number, event id, as
-:mod:`lake.glue.state`) and ``MERGE``s that into ``<stem>_current`` (REMOVE deletes, the rest
-updates or inserts). Reducing the touched items' whole history is what makes a statement
-exact whatever order changes arrived in (a late older change never revives a deleted item)
-and idempotent (a re-run after a crash before the watermark moved changes nothing). A new
-table, ``--full``, or a watermark the history no longer has is the whole history's
-reduction (``CREATE TABLE … AS`` or one ``MERGE``); ``--as-of`` is a ``CREATE TABLE … AS``.
+name the data files they added, hence the day partitions (``dt``) they touched; Athena takes
+the items with a change in those days (a superset of the items changed since the watermark:
+``"$path"`` would be tighter, but Athena does not document it for Iceberg tables), reduces
+each such item's *whole* history to its latest change (``row_number()`` over the key, ordered
+by event time, sequence number, event id, as :mod:`lake.glue.state`) and ``MERGE``s that into
+``<stem>_current`` (REMOVE deletes, the rest updates or inserts). Reducing an item's whole
+history is what makes a statement exact whatever order changes arrived in (a late older
+change never revives a deleted item), exact for any superset of the touched items, and
+idempotent (a re-run after a crash before the watermark moved changes nothing). A new table,
+``--full``, a watermark the history no longer has, or an unpartitioned history is the whole
+history's reduction (``CREATE TABLE … AS`` or one ``MERGE``); ``--as-of`` is a
+``CREATE TABLE … AS``.
 """
 
 from __future__ import annotations
@@ -69,7 +72,6 @@ log = logging.getLogger(__name__)
 
 DAY_S = 86_400
 MAX_STATEMENT_BYTES = 262_144  # Athena's limit on a QueryString
-_STATEMENT_ROOM = 200_000  # what a MERGE's "$path" list may take of it (the rest is the statement)
 RUNNING = ("QUEUED", "RUNNING")
 
 
@@ -129,16 +131,16 @@ def compact_statements(settings: Settings, table: str, target_bytes: int, retent
 
 
 def _latest(settings: Settings, history: str, columns: Sequence[str], as_of_us: int | None,
-            paths: Sequence[str] | None) -> str:
-    """One row per item: its latest change (live or REMOVE); with ``paths``, only the items
-    changed in those data files, each reduced over its whole history."""
+            days: Sequence[str] | None) -> str:
+    """One row per item: its latest change (live or REMOVE); with ``days``, only the items with
+    a change in those ``dt`` partitions, each reduced over its whole history."""
     conditions = []
     if as_of_us is not None:
         when = dt.datetime.fromtimestamp(as_of_us / 1e6, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         conditions.append(f"event_time <= TIMESTAMP '{when}'")
-    if paths is not None:
-        listed = ", ".join(_literal(p) for p in paths)
-        conditions.append(f'"key" IN (SELECT "key" FROM {table_ref(settings, history)} WHERE "$path" IN ({listed}))')
+    if days is not None:
+        listed = ", ".join(_literal(d) for d in days)
+        conditions.append(f'"key" IN (SELECT "key" FROM {table_ref(settings, history)} WHERE "dt" IN ({listed}))')
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     cols = ", ".join(_q(c) for c in columns)
     return (f"SELECT {cols} FROM (SELECT {cols}, row_number() OVER (PARTITION BY \"key\" ORDER BY event_time DESC, "
@@ -156,34 +158,18 @@ def create_current(settings: Settings, history: str, target: str, columns: Seque
 
 
 def merge_current(settings: Settings, history: str, target: str, columns: Sequence[str],
-                  paths: Sequence[str] | None = None) -> str:
+                  days: Sequence[str] | None = None) -> str:
     """The latest change per item merged into ``<stem>_current``: REMOVE deletes, the rest
-    updates or inserts. ``paths``: only the items changed in those history data files."""
+    updates or inserts. ``days``: only the items with a change in those history partitions."""
     updates = ", ".join(f"{_q(c)} = s.{_q(c)}" for c in columns if c != "key")
     cols = ", ".join(_q(c) for c in columns)
     values = ", ".join(f"s.{_q(c)}" for c in columns)
     return (f"MERGE INTO {table_ref(settings, target)} AS t "
-            f"USING ({_latest(settings, history, columns, None, paths)}) AS s "
+            f"USING ({_latest(settings, history, columns, None, days)}) AS s "
             f'ON t."key" = s."key" '
             f"WHEN MATCHED AND s.event_name = 'REMOVE' THEN DELETE "
             f"WHEN MATCHED THEN UPDATE SET {updates} "
             f"WHEN NOT MATCHED AND s.event_name <> 'REMOVE' THEN INSERT ({cols}) VALUES ({values})")
-
-
-def path_groups(paths: Sequence[str], room: int = _STATEMENT_ROOM) -> list[list[str]]:
-    """``paths`` in groups whose quoted list fits ``room`` bytes (one MERGE each: Athena's
-    statements are at most 256 KB). Any grouping is exact: each MERGE reduces its items'
-    whole history."""
-    groups: list[list[str]] = []
-    size = room + 1
-    for p in paths:
-        cost = len(p.encode()) + 4
-        if size + cost > room:
-            groups.append([])
-            size = 0
-        groups[-1].append(p)
-        size += cost
-    return groups
 
 
 _TABLE = r'"(?:[^"]|"")+"\."(?:[^"]|"")+"'
@@ -404,12 +390,19 @@ def current_on_athena(settings: Settings, sources: Sequence[str], as_of_us: int 
                 statements = [merge_current(settings, history, target, columns)]
                 part.notes.append("full: MERGE of the whole history's reduction")
             else:
-                paths = [f.path for s in since for f in maintenance.added_files(h, s)]
-                part.files_in = len(paths)
-                statements = [merge_current(settings, history, target, columns, group)
-                              for group in path_groups(paths)]
-                part.notes.append(f"incremental: the items of {len(paths)} history file(s), "
-                                  f"{len(statements)} MERGE statement(s)")
+                added = [f for s in since for f in maintenance.added_files(h, s)]
+                days = sorted({str(dict(f.partition)["dt"]) for f in added if "dt" in dict(f.partition)})
+                part.files_in = len(added)
+                if any("dt" not in dict(f.partition) for f in added):  # an unpartitioned file: no day to name
+                    statements = [merge_current(settings, history, target, columns)]
+                    part.notes.append(f"full: {len(added)} new history file(s), not all in a day partition")
+                elif added:
+                    statements = [merge_current(settings, history, target, columns, days)]
+                    part.notes.append(f"incremental: {len(added)} new history file(s); the items changed "
+                                      f"on {len(days)} day(s) merged")
+                else:
+                    statements = []
+                    part.notes.append("no new change (only compactions): the watermark moves")
         if dry_run:
             part.notes.extend(statements)
             continue

@@ -2,7 +2,7 @@
 
 `current_state --engine athena`: its statements run through a stand-in for Athena
 (:class:`DuckAthena`) that validates each one, runs it on DuckDB over the lake's Iceberg
-tables as they are when it starts (with Athena's hidden ``"$path"`` column), and writes its
+tables as they are when it starts, and writes its
 effect back to the Iceberg table. So the very SQL the job would send to Athena is what
 makes ``<table>_current`` here, and it must equal the live DynamoDB table item by item,
 after a workload and again incrementally after more changes, and resolve late changes and
@@ -86,10 +86,9 @@ class DuckAthena:
         if table is None:
             return
         schema = pa.schema([f.with_type(_naive(f.type)) for f in table.schema().as_arrow()])
-        parts = [pa.Table.from_batches([b]).cast(schema).append_column("$path", pa.array([ref.path] * b.num_rows))
+        parts = [pa.Table.from_batches([b]).cast(schema)
                  for ref in self.maintenance.data_files(table) for b in self.maintenance.read(table, [ref])]
-        data = pa.concat_tables(parts) if parts else schema.empty_table().append_column(
-            "$path", pa.array([], pa.string()))
+        data = pa.concat_tables(parts) if parts else schema.empty_table()
         con.register("loaded", data)
         con.execute(f'CREATE TABLE "{self.database}"."{name}" AS SELECT * FROM loaded')
         con.unregister("loaded")
@@ -97,7 +96,7 @@ class DuckAthena:
     def _write_back(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         from pyiceberg.expressions import AlwaysTrue
 
-        result = con.sql(f'SELECT * EXCLUDE ("$path") FROM "{self.database}"."{name}"').to_arrow_table()
+        result = con.sql(f'SELECT * FROM "{self.database}"."{name}"').to_arrow_table()
         table = self.tables.load(name)
         rows = result.cast(pa.schema([f for f in table.schema().as_arrow() if f.name in result.column_names]))
 
@@ -146,7 +145,7 @@ def test_current_state_on_athena_equals_the_live_table_then_incrementally(settin
         athena.statements.clear()
         second = current_on_athena(s, [], None, None, False, clients, runner=athena)
         (merge,) = athena.statements
-        assert isinstance(validate(merge), exp.Merge) and '"$path" IN (' in merge
+        assert isinstance(validate(merge), exp.Merge) and '"dt" IN (' in merge
         assert "incremental" in " ".join(second.tables[0].notes) and second.tables[0].files_in > 0
         assert diff(current_items(s, clients, "orders_current"), live_items(clients, "orders")) == []
         tables = IcebergTables(s, clients)
@@ -189,7 +188,7 @@ def test_on_athena_a_late_older_change_never_revives_a_deleted_item(lake: Settin
 
     athena.statements.clear()
     full = current_on_athena(lake, ["orders"], None, None, False, clients, runner=athena, full=True)
-    assert "full" in " ".join(full.tables[0].notes) and '"$path"' not in athena.statements[0]
+    assert "full" in " ".join(full.tables[0].notes) and '"dt" IN' not in athena.statements[0]
     assert current_items(lake, clients, current_table("orders")) == got
 
 

@@ -27,14 +27,13 @@ from lake.glue.athena import (
     create_current,
     merge_current,
     optimize,
-    path_groups,
     validate,
 )
 from lake.settings import Settings
 
 S = Settings(glue_database="dynamodb_lake")
 COLUMNS = ["event_id", "event_name", "event_time", "sequence_number", "shard_id", "key", "is_ttl_delete", "status"]
-PATHS = [f"s3://b/curated/orders_history/data/dt=2024-01-0{i}/0000{i}.parquet" for i in range(1, 4)]
+DAYS = ["2024-01-01", "2024-01-03"]
 
 
 def _both(sql: str) -> exp.Expr:
@@ -101,7 +100,7 @@ def _order(window: exp.Window) -> list[tuple[str, bool]]:
 
 
 def test_incremental_merge_reduces_the_touched_items_whole_history() -> None:
-    sql = merge_current(S, "orders_history", "orders_current", COLUMNS, PATHS)
+    sql = merge_current(S, "orders_history", "orders_current", COLUMNS, DAYS)
     tree = _both(sql)
     assert isinstance(tree, exp.Merge)
     assert tree.this.name == "orders_current" and tree.this.db == "dynamodb_lake"
@@ -109,11 +108,11 @@ def test_incremental_merge_reduces_the_touched_items_whole_history() -> None:
     assert isinstance(window.this, exp.RowNumber)
     assert [p.name for p in window.args["partition_by"]] == ["key"]
     assert _order(window) == [("event_time", True), ("sequence_number", True), ("event_id", True)]
-    # the touched items: keys of the rows in the added files, every change of theirs reduced
+    # the touched items: keys with a change in the added files' days, every change of theirs reduced
     (touched,) = [i for i in tree.find_all(exp.In) if i.this.name == "key"]
     inner = touched.args["query"].this
-    (by_path,) = list(inner.find_all(exp.In))
-    assert by_path.this.name == "$path" and [e.name for e in by_path.expressions] == PATHS
+    (by_day,) = list(inner.find_all(exp.In))
+    assert by_day.this.name == "dt" and [e.name for e in by_day.expressions] == DAYS
     assert inner.args["from_"].this.name == "orders_history"
     whens = [w for w in tree.find_all(exp.When)]
     assert [(bool(w.args.get("matched")), type(w.args["then"]).__name__) for w in whens] == \
@@ -138,15 +137,6 @@ def test_full_merge_and_create_reduce_the_whole_history() -> None:
     (as_of,) = [c for c in create.find_all(exp.LTE)]
     assert as_of.this.name == "event_time" and "2024-01-01 00:00:00" in as_of.expression.sql()
     assert _order(_window(create)) == [("event_time", True), ("sequence_number", True), ("event_id", True)]
-
-
-def test_many_files_are_spread_over_statements_athena_accepts() -> None:
-    paths = [f"s3://bucket/curated/orders_history/data/dt=2024-01-01/{i:06d}-{'x' * 80}.parquet"
-             for i in range(6000)]
-    groups = path_groups(paths)
-    assert len(groups) > 1 and [p for g in groups for p in g] == paths
-    for group in groups:
-        validate(merge_current(S, "orders_history", "orders_current", COLUMNS, group))  # within 256 KB
 
 
 # -- the door ---------------------------------------------------------------------------------------
