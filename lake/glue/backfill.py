@@ -18,7 +18,8 @@ moves once, so a reader sees the old range or the new one, never a half-rebuilt 
 Whether the range already holds exactly the rebuilt rows is decided by an order-free
 fingerprint (:class:`Digest`) of both sides, each streamed: a second run changes nothing.
 
-On AWS this is still one process (docs/adr/0004: the distributed form is not built yet).
+Given a ``mapper`` (an AWS Glue job gives Spark's), the same rows are built and written by
+its workers instead (:mod:`lake.glue.distributed`); this process then reads metadata only.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 import pyarrow as pa
 
+from lake.archive.keys import RawObjectKey
 from lake.aws.catalog import Append, IcebergTables, apply_schema
 from lake.aws.clients import Clients
 from lake.curate import names
@@ -82,14 +84,16 @@ class BackfillOptions:
 
 
 def read_raw(settings: Settings, clients: Clients, options: BackfillOptions, progress: Progress = no_progress,
-             stats: ReadStats | None = None) -> Iterator[list[Change]]:
+             stats: ReadStats | None = None, objects: Sequence[RawObjectKey] | None = None
+             ) -> Iterator[list[Change]]:
     """The archived changes of the table and range, decoded as the consumer decodes them
     (coordinates from the raw zone), in stream order, each once, in lists of at most
     ``options.chunk_rows`` changes: memory holds one list (and the range's event ids, to drop
-    a copy a retried batch left in another object)."""
+    a copy a retried batch left in another object). ``objects``: only these (a worker's unit)."""
     store = clients.store(settings.bucket)
     selection = Selection(tables=(options.table,), since_us=options.since_us, until_us=options.until_us)
-    objects = select_objects(store, settings.prefix, selection)
+    if objects is None:
+        objects = select_objects(store, settings.prefix, selection)
     stats = stats if stats is not None else ReadStats()
     out: list[Change] = []
     seen: set[str] = set()
@@ -195,12 +199,22 @@ _MOD = 1 << 128
 
 
 def backfill(settings: Settings, options: BackfillOptions, clients: Clients | None = None,
-             progress: Progress = no_progress) -> JobReport:
+             progress: Progress = no_progress, mapper: Any = None) -> JobReport:
     """Rebuild the range in one atomic commit per table (see the module doc), or with
-    ``per_day`` one day of the raw zone at a time, each day's commit atomic."""
+    ``per_day`` one day of the raw zone at a time, each day's commit atomic. ``mapper``
+    (:data:`lake.glue.distributed.Mapper`): spread the work over its workers (an AWS Glue job's
+    Spark executors) instead of doing it in this process."""
     clients = clients or Clients(settings)
+    if mapper is not None:
+        from lake.glue.distributed import backfill_distributed
+
+        def one_range(o: BackfillOptions) -> JobReport:
+            return backfill_distributed(settings, o, mapper, clients, progress)
+    else:
+        def one_range(o: BackfillOptions) -> JobReport:
+            return _backfill(settings, o, clients, progress)
     if not options.per_day:
-        return _backfill(settings, options, clients, progress)
+        return one_range(options)
     store = clients.store(settings.bucket)
     selection = Selection(tables=(options.table,), since_us=options.since_us, until_us=options.until_us)
     days = sorted({o.dt for o in select_objects(store, settings.prefix, selection)})
@@ -211,7 +225,7 @@ def backfill(settings: Settings, options: BackfillOptions, clients: Clients | No
         since = max(start, options.since_us) if options.since_us is not None else start
         until = start + 86_400_000_000
         until = min(until, options.until_us) if options.until_us is not None else until
-        one = _backfill(settings, replace(options, since_us=since, until_us=until, per_day=False), clients, progress)
+        one = one_range(replace(options, since_us=since, until_us=until, per_day=False))
         for part in one.tables:
             total = totals.get(part.table)
             if total is None:

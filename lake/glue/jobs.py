@@ -120,8 +120,11 @@ def values(job: str, given: dict[str, Any]) -> dict[str, Any]:
     return {arg.dest: _value(arg, given.get(arg.dest)) for arg in (*JOBS[job], *COMMON)}
 
 
-def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress = no_progress) -> JobReport:
-    """Run ``job`` with its arguments (by dest, as text or typed)."""
+def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress = no_progress,
+        mapper: Any = None) -> JobReport:
+    """Run ``job`` with its arguments (by dest, as text or typed). ``mapper``
+    (:data:`lake.glue.distributed.Mapper`): workers for the jobs that can spread their work
+    (``backfill``); an AWS Glue job passes its Spark executors'."""
     v = values(job, given)
     if v["workgroup"]:
         settings = dataclasses.replace(settings, athena_workgroup=v["workgroup"])
@@ -148,7 +151,7 @@ def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress 
         from lake.glue.backfill import BackfillOptions, backfill
 
         return backfill(settings, BackfillOptions(v["table"] or "", v["since"], v["until"], v["dry_run"],
-                                                  v["per_day"], v["chunk_rows"]), progress=progress)
+                                                  v["per_day"], v["chunk_rows"]), progress=progress, mapper=mapper)
     if job == "bootstrap":
         from lake.glue.bootstrap import BootstrapOptions, bootstrap
 
@@ -191,17 +194,23 @@ def argparse_arguments(job: str, argv: Sequence[str]) -> dict[str, Any]:
 def script_main(job: str, argv: Sequence[str] | None = None) -> int:
     """A ``glue_jobs/`` script's body: arguments from Glue (or argparse), settings, run, report."""
     argv = list(sys.argv if argv is None else argv)
+    mapper = None
     try:
         from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
     except ImportError:
         given = argparse_arguments(job, argv[1:])
     else:  # pragma: no cover - only inside AWS Glue
         given = glue_arguments(job, argv, getResolvedOptions)
+        from pyspark.context import SparkContext  # type: ignore[import-not-found]
+
+        from lake.glue.distributed import spark_map
+
+        mapper = spark_map(SparkContext.getOrCreate())
     settings = Settings.resolve({k: given.get(k) for k in SETTINGS_ARGS})
 
     def log_progress(what: str, done: int, total: int) -> None:
         log.info("%s: %d/%d", what, done, total)
 
-    report = run(job, settings, given, log_progress)
+    report = run(job, settings, given, log_progress, mapper)
     print("\n".join(report.lines()))
     return 0
