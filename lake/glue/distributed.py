@@ -12,12 +12,13 @@ picklable data, and a worker opens its own clients from the settings.
 
 1. **Census** (workers): each unit's rows are built, fingerprinted (:class:`~lake.glue.backfill.Digest`,
    additive) and placed against the history table's columns as they are: what new columns
-   or promotions its values need. Each of the range's current data files is fingerprinted
-   too (one unit per file), so neither side is read by the driver.
+   or promotions its values need. The range's current data files are fingerprinted too (64
+   files per unit), so neither side is read by the driver.
 2. The driver compares the sums (equal: nothing to do, a second run changes nothing), unions
-   the units' schema needs and commits them alone (new optional columns, legal promotions).
-   Two units that need one attribute placed in two different new columns cannot be unioned:
-   the job falls back to the one-process path (:mod:`lake.glue.backfill`) and says so.
+   the units' schema needs (:func:`wider_type`: integers and decimals into one decimal
+   column) and commits them alone (new optional columns, legal promotions). Needs no one
+   column holds (a number in one unit, a string in another, for a new attribute) cannot be
+   unioned: the job falls back to the one-process path (:mod:`lake.glue.backfill`) and says so.
 3. **Write** (workers): each unit builds its rows again, places them in the evolved columns,
    and writes Parquet data files under the tables' locations, a chunk at a time; it returns
    their paths.
@@ -40,7 +41,17 @@ from lake.archive.keys import RawObjectKey
 from lake.aws.catalog import IcebergMaintenance, IcebergTables, apply_schema
 from lake.aws.clients import Clients
 from lake.curate import names
-from lake.curate.commit import CHANGES_ICEBERG, DT, HISTORY_ICEBERG, TABLE_NAME, changes_rows, history_parts
+from lake.curate.commit import (
+    CHANGES_ICEBERG,
+    DT,
+    HISTORY_ICEBERG,
+    TABLE_NAME,
+    HistoryParts,
+    changes_rows,
+    fresh,
+    history_parts,
+)
+from lake.curate.decode import Change, Coordinates, decode
 from lake.curate.evolve import TableColumns, place
 from lake.curate.tables import RESERVED
 from lake.errors import TerminalError
@@ -52,6 +63,7 @@ from lake.glue.backfill import (
     _with_held_coordinates,
     read_raw,
 )
+from lake.glue.export import ExportLayout, lines, stream_record
 from lake.glue.report import JobReport, Progress, TableReport, no_progress
 from lake.replay.selection import Selection
 from lake.replay.source import ReadStats, select_objects
@@ -81,13 +93,26 @@ def spark_map(spark_context: Any) -> Mapper:  # pragma: no cover - only inside A
 
 @dataclass(frozen=True)
 class Unit:
-    """One shard's raw objects of the range, and which step to do with them."""
+    """One unit of work and which step to do with it: a backfill's shard (``objects``) or
+    one data file of a DynamoDB export (``export``)."""
 
     settings: Settings
-    options: BackfillOptions
+    options: BackfillOptions  # the source table, the range, the chunk size
     objects: tuple[RawObjectKey, ...]
     step: str  # "census" | "write"
     columns: TableColumns | None = None  # the history's columns at the census
+    export: ExportFile | None = None
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """One data file of a DynamoDB export, and what turning its lines into changes needs."""
+
+    bucket: str
+    key: str
+    layout: ExportLayout
+    key_names: tuple[str, ...]
+    table_arn: str
 
 
 @dataclass
@@ -100,6 +125,9 @@ class UnitResult:
     changes_files: list[str] = field(default_factory=list)
     history_files: list[str] = field(default_factory=list)
     objects_read: int = 0
+    bytes_read: int = 0
+    items: int = 0
+    rows_written: tuple[int, int] = (0, 0)  # changes, history
     peak_rows: int = 0  # the most changes built into rows at once
     conflicts: list[str] = field(default_factory=list)  # new columns two chunks need differently
 
@@ -127,12 +155,15 @@ def units_of(settings: Settings, clients: Clients, options: BackfillOptions, ste
     return [Unit(settings, options, tuple(objs), step, columns) for _, objs in sorted(by_shard.items())]
 
 
-def _chunks(unit: Unit, clients: Clients, tables: IcebergTables, result: UnitResult) -> Iterator[tuple[pa.Table, Any]]:
-    """The unit's changes rows and history parts, a chunk at a time, with the Kinesis
-    coordinates the tables still hold for them."""
+def _chunks(unit: Unit, clients: Clients, tables: IcebergTables, result: UnitResult
+            ) -> Iterator[tuple[pa.Table, HistoryParts]]:
+    """The unit's rows, a chunk at a time: its ``changes`` rows and its history parts."""
     from lake.curate.consumer import RecordRows
 
     options = unit.options
+    if unit.export is not None:
+        yield from _export_chunks(unit, unit.export, clients, tables, result)
+        return
     filt = _range_filter(options, options.table)
     stats = ReadStats()
     for raw in read_raw(unit.settings, clients, options, stats=stats, objects=unit.objects):
@@ -141,6 +172,43 @@ def _chunks(unit: Unit, clients: Clients, tables: IcebergTables, result: UnitRes
         result.peak_rows = max(result.peak_rows, len(raw))
         yield built, history_parts(rows, built.column(DT).combine_chunks())
     result.objects_read = stats.objects_read
+
+
+def _export_chunks(unit: Unit, export: ExportFile, clients: Clients, tables: IcebergTables, result: UnitResult
+                   ) -> Iterator[tuple[pa.Table, HistoryParts]]:
+    """An export file's items as changes, a chunk at a time, without those the tables already
+    hold (each event id once: loading an export twice adds nothing)."""
+    from lake.curate.consumer import RecordRows
+
+    source = unit.options.table
+    changes_table, history = tables.find(names.CHANGES), tables.find(names.history_table(source))
+    body = clients.store(export.bucket).get(export.key)
+    result.objects_read += 1
+    result.bytes_read += len(body)
+    chunk: list[Change] = []
+
+    def rows_of(changes: list[Change]) -> tuple[pa.Table, HistoryParts]:
+        rows = RecordRows(source, changes)
+        built = changes_rows(rows)
+        parts = history_parts(rows, built.column(DT).combine_chunks())
+        result.peak_rows = max(result.peak_rows, len(changes))
+        if changes_table is not None:
+            built = built.filter(fresh(changes_table, built, source))
+        if history is not None:
+            keep = fresh(history, parts.meta, None)
+            parts = HistoryParts(parts.meta.filter(keep), {a: arr.filter(keep) for a, arr in parts.attributes.items()},
+                                 parts.kinds)
+        return built, parts
+
+    for doc in lines(body):
+        record, shard = stream_record(doc, export.key_names, export.layout, export.table_arn)
+        chunk.append(decode(source, record, Coordinates(shard, str(record["dynamodb"]["SequenceNumber"]))))
+        result.items += 1
+        if len(chunk) >= unit.options.chunk_rows:
+            yield rows_of(chunk)
+            chunk = []
+    if chunk:
+        yield rows_of(chunk)
 
 
 def _held(tables: IcebergTables, filt: Any, raw: Sequence[Any]) -> dict[str, tuple[str, str]]:
@@ -184,15 +252,16 @@ def run_unit(unit: Unit) -> UnitResult:
             for column, array in placed.columns.items():
                 rows = rows.append_column(column, array)
             result.history.add(rows)
-            for name, t in placed.add_columns.items():
-                if result.add_columns.setdefault(name, t) != t:
+            for name, t in (*placed.add_columns.items(), *placed.promote.items()):
+                into = result.promote if name in placed.promote else result.add_columns
+                wider = wider_type(into.get(name, t), t)
+                if wider is None:
                     result.conflicts.append(name)
+                else:
+                    into[name] = wider
             for key, value in placed.properties.items():
                 if result.properties.setdefault(key, value) != value:
                     result.conflicts.append(key)
-            for name, t in placed.promote.items():
-                if result.promote.setdefault(name, t) != t:
-                    result.conflicts.append(name)
         return result
     maintenance = IcebergMaintenance(tables)
     changes_table, history = tables.load(names.CHANGES), tables.load(history_name)
@@ -207,6 +276,7 @@ def run_unit(unit: Unit) -> UnitResult:
             rows = rows.append_column(column, array)
         result.changes_files += _write(maintenance, changes_table, built, (TABLE_NAME, DT))
         result.history_files += _write(maintenance, history, rows, (DT,))
+        result.rows_written = (result.rows_written[0] + built.num_rows, result.rows_written[1] + rows.num_rows)
     return result
 
 
@@ -274,12 +344,12 @@ def backfill_distributed(settings: Settings, options: BackfillOptions, mapper: M
                               history.properties if history is not None else {})
     units = units_of(settings, clients, options, "census", columns)
     census: list[UnitResult] = mapper(run_unit, units)
-    conflict = _conflict(census)
+    union = _union(census)
     progress("backfill: census", len(units), len(units))
-    if conflict is not None:
+    if isinstance(union, str):
         fallback = _backfill(settings, replace(options, per_day=False), clients, progress)
         for part in fallback.tables:
-            part.notes.append(f"the units need column {conflict} with two types: done in one process")
+            part.notes.append(f"the units need column {union} in two ways no one column holds: done in one process")
         return fallback
     want_changes, want_history = _sum([r.changes for r in census]), _sum([r.history for r in census])
     changes_part.files_in = sum(r.objects_read for r in census)
@@ -292,13 +362,7 @@ def backfill_distributed(settings: Settings, options: BackfillOptions, mapper: M
         files = maintenance.data_files(found, _range_filter(options, source)) if found is not None else []
         groups = [frozenset(f.path for f in files[i:i + FILES_PER_UNIT]) for i in range(0, len(files), FILES_PER_UNIT)]
         have[name] = _sum(mapper(digest_file, [FileUnit(settings, options, name, g) for g in groups]))
-    add_columns: dict[str, pa.DataType] = {}
-    promote: dict[str, pa.DataType] = {}
-    properties: dict[str, str] = {}
-    for r in census:
-        add_columns.update(r.add_columns)
-        promote.update(r.promote)
-        properties.update(r.properties)
+    add_columns, promote, properties = union
     same_changes = have[names.CHANGES] == want_changes
     same_history = have[history_name] == want_history and not add_columns and not promote
     changes_part.notes.append(f"range held {have[names.CHANGES].rows} rows; the raw zone has {want_changes.rows}")
@@ -309,13 +373,7 @@ def backfill_distributed(settings: Settings, options: BackfillOptions, mapper: M
                 part.notes.append("the range already holds exactly these rows: nothing to change")
         changes_part.rows_out = history_part.rows_out = want_changes.rows if options.dry_run else 0
         return report.done()
-    if add_columns or promote or properties:
-        def evolve(table: Table, tx: Transaction) -> bool:
-            apply_schema(tx, {k: v for k, v in add_columns.items() if k not in table.schema().column_names}, promote)
-            tx.set_properties(properties)
-            return True
-
-        tables.transact(history_name, evolve)
+    _evolve(tables, history_name, add_columns, promote, properties)
     written: list[UnitResult] = mapper(run_unit, [replace(u, step="write", columns=None) for u in units])
     progress("backfill: units written", len(units), len(units))
     if not same_changes:
@@ -327,16 +385,56 @@ def backfill_distributed(settings: Settings, options: BackfillOptions, mapper: M
     return report.done()
 
 
-def _conflict(census: Sequence[UnitResult]) -> str | None:
-    """A new column (or its attribute, or a promotion) two units need differently, if any."""
-    seen: dict[str, Any] = {}
+def _evolve(tables: IcebergTables, name: str, add_columns: dict[str, pa.DataType], promote: dict[str, pa.DataType],
+            properties: dict[str, str]) -> None:
+    """The units' union of new columns, promotions and column properties, committed alone
+    (optional columns: readers of the old rows see nulls) before any worker writes."""
+    if not (add_columns or promote or properties):
+        return
+
+    def evolve(table: Table, tx: Transaction) -> bool:
+        apply_schema(tx, {k: v for k, v in add_columns.items() if k not in table.schema().column_names}, promote)
+        tx.set_properties(properties)
+        return True
+
+    tables.transact(name, evolve)
+
+
+def wider_type(a: pa.DataType, b: pa.DataType) -> pa.DataType | None:
+    """One column type that holds the values of both (what two units proposed for one new
+    column, or one promotion), or None. Integers go into a decimal with 19 integer digits or
+    more (``lake.curate.evolve.split`` places them there); two decimals of one scale into the
+    larger precision (Iceberg's legal promotion)."""
+    if a == b:
+        return a
+    for x, y in ((a, b), (b, a)):
+        if pa.types.is_int64(x) and pa.types.is_decimal(y) and y.precision - y.scale >= 19:
+            return y
+    if pa.types.is_decimal(a) and pa.types.is_decimal(b) and a.scale == b.scale:
+        return a if a.precision >= b.precision else b
+    return None
+
+
+def _union(census: Sequence[UnitResult]
+           ) -> tuple[dict[str, pa.DataType], dict[str, pa.DataType], dict[str, str]] | str:
+    """The units' new columns, promotions and column properties together, or the name of one
+    that two units need in ways no single column holds."""
+    add_columns: dict[str, pa.DataType] = {}
+    promote: dict[str, pa.DataType] = {}
+    properties: dict[str, str] = {}
     for r in census:
         if r.conflicts:
             return r.conflicts[0]
-        for name, value in (*r.add_columns.items(), *r.properties.items(), *r.promote.items()):
-            if seen.setdefault(name, value) != value:
-                return name
-    return None
+        for got, into in ((r.add_columns, add_columns), (r.promote, promote)):
+            for name, t in got.items():
+                wider = wider_type(into.get(name, t), t)
+                if wider is None:
+                    return name
+                into[name] = wider
+        for key, value in r.properties.items():
+            if properties.setdefault(key, value) != value:
+                return key
+    return add_columns, promote, properties
 
 
 def _commit_files(tables: IcebergTables, name: str, row_filter: Any, held_rows: int, paths: Sequence[str],
@@ -346,6 +444,8 @@ def _commit_files(tables: IcebergTables, name: str, row_filter: Any, held_rows: 
     from pyiceberg.io.pyarrow import parquet_file_to_data_file
 
     def stage(table: Table, tx: Transaction) -> bool:
+        if not held_rows and not paths:
+            return False
         if held_rows:
             tx.delete(row_filter, snapshot_properties=_summary(rows))
         if paths:
@@ -354,8 +454,50 @@ def _commit_files(tables: IcebergTables, name: str, row_filter: Any, held_rows: 
                     append.append_data_file(parquet_file_to_data_file(table.io, tx.table_metadata, path))
         return True
 
-    tables.transact(name, stage)
+    if tables.transact(name, stage) is None:
+        return
     part.rows_out = rows
     part.files_out = len(paths)
     part.snapshots_added = int(bool(held_rows)) + int(bool(paths))
     part.notes.append(f"one commit: the range's rows replaced by {len(paths)} file(s) written by the workers")
+
+
+def load_export_distributed(settings: Settings, source: str, export: ExportLayout, bucket: str,
+                            key_names: Sequence[str], table_arn: str, mapper: Mapper, clients: Clients,
+                            changes_part: TableReport, history_part: TableReport, chunk_rows: int,
+                            dry_run: bool) -> bool:
+    """``bootstrap``'s load with the work on ``mapper``'s workers: one unit per export data
+    file (AWS writes many), census, the schema union, the files written by the workers, one
+    commit per table. False (nothing done) when the units need one new column with two types:
+    the caller loads in one process instead."""
+    tables = IcebergTables(settings, clients)
+    history_name = names.history_table(source)
+    if not dry_run:
+        tables.ensure(names.CHANGES, CHANGES_ICEBERG, [TABLE_NAME, DT], source=None, kind="changes")
+        tables.ensure(history_name, HISTORY_ICEBERG, [DT], source=source, kind="history")
+    history = tables.find(history_name)
+    columns = TableColumns.of(history.schema().as_arrow() if history is not None else HISTORY_ICEBERG,
+                              history.properties if history is not None else {})
+    options = BackfillOptions(source, chunk_rows=chunk_rows)
+    units = [Unit(settings, options, (), "census", columns,
+                  ExportFile(bucket, key, export, tuple(key_names), table_arn)) for key in export.data_keys]
+    census: list[UnitResult] = mapper(run_unit, units)
+    union = _union(census)
+    if isinstance(union, str):
+        return False
+    changes_part.files_in = sum(r.objects_read for r in census)
+    changes_part.bytes_in = sum(r.bytes_read for r in census)
+    changes_part.rows_in = history_part.rows_in = sum(r.items for r in census)
+    changes_part.notes.append(f"{len(units)} unit(s) (export data files); the most items built at once in a unit: "
+                              f"{max((r.peak_rows for r in census), default=0)}")
+    if dry_run:
+        return True
+    _evolve(tables, history_name, *union)
+    written: list[UnitResult] = mapper(run_unit, [replace(u, step="write", columns=None) for u in units])
+    _commit_files(tables, names.CHANGES, None, 0, [p for r in written for p in r.changes_files],
+                  sum(r.rows_written[0] for r in written), changes_part)
+    _commit_files(tables, history_name, None, 0, [p for r in written for p in r.history_files],
+                  sum(r.rows_written[1] for r in written), history_part)
+    if changes_part.rows_in and not changes_part.rows_out:
+        changes_part.notes.append("every exported item was already loaded: nothing to change")
+    return True

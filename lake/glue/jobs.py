@@ -124,7 +124,7 @@ def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress 
         mapper: Any = None) -> JobReport:
     """Run ``job`` with its arguments (by dest, as text or typed). ``mapper``
     (:data:`lake.glue.distributed.Mapper`): workers for the jobs that can spread their work
-    (``backfill``); an AWS Glue job passes its Spark executors'."""
+    (``backfill``, ``bootstrap``); an AWS Glue job passes its Spark executors'."""
     v = values(job, given)
     if v["workgroup"]:
         settings = dataclasses.replace(settings, athena_workgroup=v["workgroup"])
@@ -157,7 +157,7 @@ def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress 
 
         return bootstrap(settings, BootstrapOptions(
             v["table"] or "", v["from"], v["incremental"], v["since"], v["until"], v["export_time"],
-            v["timeout"], v["dry_run"]), progress=progress)
+            v["timeout"], v["dry_run"]), progress=progress, mapper=mapper)
     raise ConfigError(f"unknown job {job!r} (known: {', '.join(JOBS)})")
 
 
