@@ -147,15 +147,20 @@ def _with_held_coordinates(changes: list[Change], held: Mapping[str, tuple[str, 
     return out
 
 
-def _held_coordinates(tables: IcebergTables, filt: Any) -> dict[str, tuple[str, str]]:
-    """event id → (shard, sequence number) of the range's rows in ``changes``, read a batch at
-    a time (three short strings per change, never the rows)."""
+def _held_coordinates(tables: IcebergTables, options: BackfillOptions) -> dict[str, tuple[str, str]]:
+    """event id → (shard, sequence number) of the range's rows in ``changes`` or in the
+    history (either may have been lost alone), read a batch at a time (three short strings per
+    change, never the rows)."""
     out: dict[str, tuple[str, str]] = {}
-    for batch in _batches(tables, names.CHANGES, filt, ["event_id", "shard_id", "sequence_number", TABLE_NAME, DT]):
-        for e, s, q in zip(batch.column("event_id").to_pylist(), batch.column("shard_id").to_pylist(),
-                           batch.column("sequence_number").to_pylist(), strict=True):
-            if s is not None and q is not None:
-                out[e] = (s, q)
+    for name, filt, extra in ((names.history_table(options.table), _range_filter(options, None), [DT]),
+                              (names.CHANGES, _range_filter(options, options.table), [TABLE_NAME, DT])):
+        if tables.find(name) is None:
+            continue
+        for batch in _batches(tables, name, filt, ["event_id", "shard_id", "sequence_number", *extra]):
+            for e, s, q in zip(batch.column("event_id").to_pylist(), batch.column("shard_id").to_pylist(),
+                               batch.column("sequence_number").to_pylist(), strict=True):
+                if s is not None and q is not None and not s.startswith(RAW_SHARD):
+                    out[e] = (s, q)
     return out
 
 
@@ -257,7 +262,7 @@ def _backfill(settings: Settings, options: BackfillOptions, clients: Clients, pr
         return report.done()
     tables.ensure(names.CHANGES, CHANGES_ICEBERG, [TABLE_NAME, DT], source=None, kind="changes")
     tables.ensure(history, HISTORY_ICEBERG, [DT], source=options.table, kind="history")
-    held = _held_coordinates(tables, filt)
+    held = _held_coordinates(tables, options)
 
     def chunks() -> Iterator[tuple[pa.Table, HistoryParts]]:
         stats = ReadStats()

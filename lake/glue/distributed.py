@@ -56,6 +56,7 @@ from lake.curate.evolve import TableColumns, place
 from lake.curate.tables import RESERVED
 from lake.errors import TerminalError
 from lake.glue.backfill import (
+    RAW_SHARD,
     BackfillOptions,
     Digest,
     _range_filter,
@@ -102,6 +103,7 @@ class Unit:
     step: str  # "census" | "write"
     columns: TableColumns | None = None  # the history's columns at the census
     export: ExportFile | None = None
+    write: tuple[bool, bool] = (True, True)  # the write step writes changes, history
 
 
 @dataclass(frozen=True)
@@ -164,10 +166,9 @@ def _chunks(unit: Unit, clients: Clients, tables: IcebergTables, result: UnitRes
     if unit.export is not None:
         yield from _export_chunks(unit, unit.export, clients, tables, result)
         return
-    filt = _range_filter(options, options.table)
     stats = ReadStats()
     for raw in read_raw(unit.settings, clients, options, stats=stats, objects=unit.objects):
-        rows = RecordRows(options.table, _with_held_coordinates(raw, _held(tables, filt, raw)))
+        rows = RecordRows(options.table, _with_held_coordinates(raw, _held(tables, options, raw)))
         built = changes_rows(rows)
         result.peak_rows = max(result.peak_rows, len(raw))
         yield built, history_parts(rows, built.column(DT).combine_chunks())
@@ -211,23 +212,30 @@ def _export_chunks(unit: Unit, export: ExportFile, clients: Clients, tables: Ice
         yield rows_of(chunk)
 
 
-def _held(tables: IcebergTables, filt: Any, raw: Sequence[Any]) -> dict[str, tuple[str, str]]:
-    """The coordinates ``changes`` holds for these changes: only the files of their days and
-    time span are opened, only for their event ids."""
+def _held(tables: IcebergTables, options: BackfillOptions, raw: Sequence[Any]) -> dict[str, tuple[str, str]]:
+    """The Kinesis coordinates ``changes`` or the history hold for these changes: only the files
+    of their time span are opened, only for their event ids."""
     from pyiceberg import expressions as ex
 
-    if not raw or tables.find(names.CHANGES) is None:
+    if not raw:
         return {}
     And, In = cast(Any, ex.And), cast(Any, ex.In)
     times = [c.event_time_us for c in raw]
-    lo, hi = min(times), max(times)
-    span = And(cast(Any, ex.GreaterThanOrEqual)("event_time", _iso(lo)),
-               cast(Any, ex.LessThanOrEqual)("event_time", _iso(hi)))
-    expr = And(filt, And(span, In("event_id", {c.event_id for c in raw})))
-    got = tables.scan(names.CHANGES, expr, ["event_id", "shard_id", "sequence_number", TABLE_NAME, DT])
-    return {e: (s, q) for e, s, q in zip(got.column("event_id").to_pylist(), got.column("shard_id").to_pylist(),
-                                         got.column("sequence_number").to_pylist(), strict=True)
-            if s is not None and q is not None}
+    span = And(cast(Any, ex.GreaterThanOrEqual)("event_time", _iso(min(times))),
+               cast(Any, ex.LessThanOrEqual)("event_time", _iso(max(times))))
+    ids = In("event_id", {c.event_id for c in raw})
+    out: dict[str, tuple[str, str]] = {}
+    for name, source, extra in ((names.history_table(options.table), None, [DT]),
+                                (names.CHANGES, options.table, [TABLE_NAME, DT])):
+        if tables.find(name) is None:
+            continue
+        got = tables.scan(name, And(_range_filter(options, source), And(span, ids)),
+                          ["event_id", "shard_id", "sequence_number", *extra])
+        for e, s, q in zip(got.column("event_id").to_pylist(), got.column("shard_id").to_pylist(),
+                           got.column("sequence_number").to_pylist(), strict=True):
+            if s is not None and q is not None and not s.startswith(RAW_SHARD):
+                out[e] = (s, q)
+    return out
 
 
 def _iso(us: int) -> str:
@@ -274,8 +282,10 @@ def run_unit(unit: Unit) -> UnitResult:
         rows = parts.meta
         for column, array in placed.columns.items():
             rows = rows.append_column(column, array)
-        result.changes_files += _write(maintenance, changes_table, built, (TABLE_NAME, DT))
-        result.history_files += _write(maintenance, history, rows, (DT,))
+        if unit.write[0]:
+            result.changes_files += _write(maintenance, changes_table, built, (TABLE_NAME, DT))
+        if unit.write[1]:
+            result.history_files += _write(maintenance, history, rows, (DT,))
         result.rows_written = (result.rows_written[0] + built.num_rows, result.rows_written[1] + rows.num_rows)
     return result
 
@@ -374,7 +384,8 @@ def backfill_distributed(settings: Settings, options: BackfillOptions, mapper: M
         changes_part.rows_out = history_part.rows_out = want_changes.rows if options.dry_run else 0
         return report.done()
     _evolve(tables, history_name, add_columns, promote, properties)
-    written: list[UnitResult] = mapper(run_unit, [replace(u, step="write", columns=None) for u in units])
+    written: list[UnitResult] = mapper(run_unit, [replace(u, step="write", columns=None,
+                                                          write=(not same_changes, not same_history)) for u in units])
     progress("backfill: units written", len(units), len(units))
     if not same_changes:
         _commit_files(tables, names.CHANGES, _range_filter(options, options.table), have[names.CHANGES].rows,

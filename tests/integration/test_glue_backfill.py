@@ -223,8 +223,19 @@ def test_distributed_backfill_on_worker_processes_equals_the_streamed_rows(setti
     assert archive_records(records, settings, clients).records_archived == 40
     assert curate(settings, kinesis(records), clients).failures == []
     streamed_changes, streamed_history = _changes(settings, clients), _history(settings, clients)
+    from lake.glue.distributed import local_map
 
-    tables = IcebergTables(settings, clients)
+    intact = backfill(settings, BackfillOptions("orders", chunk_rows=8), clients, mapper=local_map)
+    assert intact.job == "backfill (distributed)" and not intact.changed, intact.lines()
+
+    tables = IcebergTables(settings, clients)  # a day of `changes` is lost: repaired, the history untouched
+    tables.transact("changes", lambda table, tx: (tx.delete("dt = '2023-11-15'"), True)[1])
+    assert len(_changes(settings, clients)) == 20
+    repaired = backfill(settings, BackfillOptions("orders", chunk_rows=8), clients, mapper=_process_map)
+    assert repaired.tables[0].snapshots_added == 2 and repaired.tables[1].snapshots_added == 0, repaired.lines()
+    # the lost day's Kinesis coordinates come back from the history, which still holds them
+    assert _without(_changes(settings, clients), ()) == _without(streamed_changes, ())
+
     for name in ("changes", "orders_history"):
         tables.catalog.drop_table(tables.identifier(name))
     report = backfill(settings, BackfillOptions("orders", chunk_rows=8), clients, mapper=_process_map)
@@ -236,8 +247,6 @@ def test_distributed_backfill_on_worker_processes_equals_the_streamed_rows(setti
     assert _without(_history(settings, clients), KINESIS) == _without(streamed_history, KINESIS)
     files = IcebergMaintenance(tables).data_files(tables.load("orders_history"))
     assert max(f.records for f in files) <= 8  # what one worker wrote at once
-
-    from lake.glue.distributed import local_map
 
     again = backfill(settings, BackfillOptions("orders", chunk_rows=8), clients, mapper=local_map)
     assert not again.changed, again.lines()
