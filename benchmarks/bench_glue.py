@@ -9,8 +9,12 @@
 * **bootstrap**: ``lake bootstrap`` (``ExportTableToPointInTime``, the export read and loaded
   20,000 items per commit) vs the naive way (a paginated ``Scan`` of the live table, one
   commit per 1 MB page). Same table of ``--items`` items. Reported: items/s.
+* **backfill**: ``lake glue backfill`` from a raw zone of ``--changes`` changes into empty
+  tables, streamed in chunks of 20,000 changes vs the whole range held at once (a chunk as
+  large as the range: what backfill did before). Reported: changes/s and the peak RSS of the
+  child process that ran it (bounded memory shows as an RSS that does not grow with the range).
 
-    .venv/bin/python benchmarks/bench_glue.py [--files 60] [--rows 2000] [--items 20000]
+    .venv/bin/python benchmarks/bench_glue.py [--files 60] [--rows 2000] [--items 20000] [--changes 60000]
 """
 
 from __future__ import annotations
@@ -91,6 +95,12 @@ def child(variant: str, endpoint: str, prefix: str, table: str) -> dict[str, Any
 
         report = bootstrap(settings, BootstrapOptions(table), clients)
         out.update(items=report.tables[0].rows_out)
+    elif variant == "backfill":
+        from lake.glue.backfill import BackfillOptions, backfill
+
+        chunk = int(table)
+        report = backfill(settings, BackfillOptions("orders", chunk_rows=chunk), clients)
+        out.update(changes=report.tables[0].rows_out)
     elif variant == "naive-scan":
         from lake.glue.export import ExportLayout, stream_record
 
@@ -107,6 +117,18 @@ def child(variant: str, endpoint: str, prefix: str, table: str) -> dict[str, Any
     out["seconds"] = time.perf_counter() - t0
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
+
+
+def raw_zone(settings: Settings, n: int) -> None:
+    """``n`` changes archived in the raw zone as the archiver writes them (batches of 1,000)."""
+    from lake.archive.writer import archive_records
+
+    clients = Clients(settings)
+    ensure_bucket(clients, settings.bucket, settings.region)
+    ensure_glue_database(clients, settings.glue_database)
+    rng = random.Random(11)
+    for start in range(0, n, 1000):
+        archive_records([_record(i, rng) for i in range(start, min(n, start + 1000))], settings, clients)
 
 
 def _spawn(variant: str, endpoint: str, prefix: str, table: str = "") -> dict[str, Any]:
@@ -132,6 +154,22 @@ def _items(clients: Clients, table: str, n: int) -> None:
         ddb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": it}} for it in items]})
 
 
+def backfill_section(endpoint: str, changes: int) -> None:
+    t0 = time.perf_counter()
+    for prefix in ("chunked", "whole"):
+        raw_zone(_settings(endpoint, prefix), changes)
+    print(f"\nbackfill: {changes} changes archived twice in {time.perf_counter() - t0:.1f} s")
+    chunked = _spawn("backfill", endpoint, "chunked", "20000")
+    whole = _spawn("backfill", endpoint, "whole", str(changes))
+    print(f"{'':36} {'changes':>8} {'s':>7} {'changes/s':>9} {'peak RSS MB':>11}")
+    for name, r in (("lake glue backfill (chunks of 20,000)", chunked), ("the whole range at once", whole)):
+        print(f"{name:36} {r['changes']:8d} {r['seconds']:7.2f} {r['changes'] / r['seconds']:9.0f} "
+              f"{r['peak_rss_mb']:11.0f}")
+    speed = (chunked["changes"] / chunked["seconds"]) / (whole["changes"] / whole["seconds"])
+    print(f"ratio (chunked / whole): changes/s {speed:.2f}x, "
+          f"peak RSS {chunked['peak_rss_mb'] / whole['peak_rss_mb']:.2f}x")
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         print(json.dumps(child(*sys.argv[2:6])))
@@ -140,6 +178,7 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=60, help="small files (commits) to compact")
     ap.add_argument("--rows", type=int, default=2000, help="rows per small file")
     ap.add_argument("--items", type=int, default=20000, help="items in the table to bootstrap")
+    ap.add_argument("--changes", type=int, default=60000, help="changes in the raw zone to backfill (0: skip)")
     args = ap.parse_args()
 
     from lake.local.embedded import EmbeddedAWS
@@ -178,6 +217,8 @@ def main() -> int:
             print(f"{name:28} {r['items']:8d} {r['seconds']:7.2f} {r['items'] / r['seconds']:9.0f} "
                   f"{r['peak_rss_mb']:11.0f}")
         print(f"ratio (ours / naive): items/s {(b['items'] / b['seconds']) / (n['items'] / n['seconds']):.2f}x")
+        if args.changes:
+            backfill_section(endpoint, args.changes)
     finally:
         aws.stop()
     return 0

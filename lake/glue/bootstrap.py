@@ -124,7 +124,10 @@ def _pitr_off(table: str, status: str | None) -> str:
 
 
 def bootstrap(settings: Settings, options: BootstrapOptions, clients: Clients | None = None,
-              progress: Progress = no_progress, exports: Exports | None = None) -> JobReport:
+              progress: Progress = no_progress, exports: Exports | None = None, mapper: Any = None) -> JobReport:
+    """Export (or find) and load (see the module doc). ``mapper`` (:data:`lake.glue.distributed.Mapper`):
+    load the export's data files on its workers (an AWS Glue job's Spark executors), one unit
+    per file, instead of in this process."""
     clients = clients or Clients(settings)
     exports = exports or Exports(clients.dynamodb)
     report = JobReport("bootstrap", options.dry_run)
@@ -168,6 +171,14 @@ def bootstrap(settings: Settings, options: BootstrapOptions, clients: Clients | 
     part.notes.append(f"{kind} export {found.export_id}: {len(found.data_keys)} data file(s) at "
                       f"s3://{bucket}/{root}")
     history = report.table(names.history_table(options.table))
+    if mapper is not None:
+        from lake.glue.distributed import load_export_distributed
+
+        if load_export_distributed(settings, options.table, found, bucket, key_names, table_arn, mapper, clients,
+                                   part, history, CHUNK, options.dry_run):
+            report.job = "bootstrap (distributed)"
+            return report.done()
+        part.notes.append("the export's files need one new column with two types: loaded in one process")
     tables = IcebergTables(settings, clients)
     chunk: list[Change] = []
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 WATERMARK = "lake.current.history-snapshot"
 AS_OF = "lake.current.as-of"
 KIND = "current"
-_COPIED = ("lake.attribute.", "lake.dynamodb-type.")
+COPIED = ("lake.attribute.", "lake.dynamodb-type.")
 _SKIPPED_OPERATIONS = {"replace"}  # Iceberg's rewrite (Athena OPTIMIZE, Spark rewrite_data_files)
 
 
@@ -110,7 +110,7 @@ def _one(tables: IcebergTables, maintenance: IcebergMaintenance, source: str, h:
     files: list[DataFileRef]
     incremental = (options.as_of_us is None and not options.full and existing is not None and mark is not None
                    and existing.current_snapshot() is not None)
-    since = _snapshots_since(h, int(mark)) if incremental and mark is not None else None
+    since = snapshots_since(h, int(mark)) if incremental and mark is not None else None
     if since is None:
         incremental = False
         files = maintenance.data_files(h, _as_of_filter(options.as_of_us))
@@ -126,7 +126,7 @@ def _one(tables: IcebergTables, maintenance: IcebergMaintenance, source: str, h:
     part.files_in = len(files)
     schema = pa.schema([h.schema().as_arrow().field(c) for c in columns])
     state = state if state is not None else schema.empty_table()
-    properties = {k: v for k, v in h.properties.items() if k.startswith(_COPIED)}
+    properties = {k: v for k, v in h.properties.items() if k.startswith(COPIED)}
     properties[WATERMARK] = str(head.snapshot_id)
     if options.as_of_us is not None:
         properties[AS_OF] = str(options.as_of_us)
@@ -180,7 +180,7 @@ def _iso(us: int) -> str:
     return dt.datetime.fromtimestamp(us / 1e6, dt.UTC).isoformat()
 
 
-def _snapshots_since(h: Table, mark: int) -> list[int] | None:
+def snapshots_since(h: Table, mark: int) -> list[int] | None:
     """The history's snapshots after ``mark`` (oldest first) that may add changes, or None
     when ``mark`` is not an ancestor of the current snapshot any more (expired, rolled back)."""
     out = []

@@ -9,6 +9,7 @@ the same script parses them with argparse. Either way the names are the CLI's fl
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -40,7 +41,12 @@ class Arg:
         return self.flag.lstrip("-").replace("-", "_")
 
 
-COMMON = (Arg("--dry-run", "plan and report; change nothing", "flag", False),)
+COMMON = (
+    Arg("--dry-run", "plan and report; change nothing", "flag", False),
+    Arg("--workgroup", "Athena workgroup of every Athena statement (default: the lake's, from the settings; "
+        "the role running the job must be allowed to use it)"),
+)
+ENGINES = ("auto", "pyiceberg", "athena")
 JOBS: dict[str, tuple[Arg, ...]] = {
     "compact": (
         Arg("--table", "catalog table to compact (repeatable, or comma-separated); default: every one", "list"),
@@ -48,23 +54,24 @@ JOBS: dict[str, tuple[Arg, ...]] = {
         Arg("--retention-days", "expire snapshots older than this (default 7: the time-travel window)",
             "float", 7.0),
         Arg("--orphan-age-hours", "delete unreferenced files older than this (default 72)", "float", 72.0),
-        Arg("--engine", "pyiceberg (this process, bounded memory; default) or athena (OPTIMIZE and VACUUM)",
-            "str", "pyiceberg"),
+        Arg("--engine", "athena (OPTIMIZE and VACUUM: the default on AWS) or pyiceberg (this process, bounded "
+            "memory: the default on the embedded AWS, which has no Athena)", "str", "auto"),
     ),
     "current_state": (
         Arg("--table", "source (DynamoDB) table (repeatable, or comma-separated); default: every one", "list"),
         Arg("--as-of", "materialise the state at this time (ISO-8601 or epoch) into a snapshot table", "time"),
         Arg("--into", "the --as-of table's name (default <stem>_current_at_<time>)"),
         Arg("--full", "rebuild from the whole history, not incrementally", "flag", False),
-        Arg("--engine", "pyiceberg (this process, incremental; default) or athena (MERGE INTO / CREATE TABLE AS "
-            "over the whole history)", "str", "pyiceberg"),
+        Arg("--engine", "athena (incremental MERGE INTO, CREATE TABLE AS: the default on AWS) or pyiceberg (this "
+            "process, incremental: the default on the embedded AWS)", "str", "auto"),
     ),
     "backfill": (
         Arg("--table", "source (DynamoDB) table to rebuild (required)"),
         Arg("--since", "start of the time range (ISO-8601 or epoch; inclusive)", "time"),
         Arg("--until", "end of the time range (exclusive)", "time"),
-        Arg("--per-day", "one atomic swap per day of the range (memory: one day's rows) instead of one "
-            "for the whole range", "flag", False),
+        Arg("--per-day", "one atomic swap per day of the range instead of one for the whole range", "flag", False),
+        Arg("--chunk-rows", "changes built and written at a time (memory holds one chunk's rows; default 20000)",
+            "int", 20_000),
     ),
     "bootstrap": (
         Arg("--table", "source (DynamoDB) table to export and load (required)"),
@@ -113,18 +120,22 @@ def values(job: str, given: dict[str, Any]) -> dict[str, Any]:
     return {arg.dest: _value(arg, given.get(arg.dest)) for arg in (*JOBS[job], *COMMON)}
 
 
-def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress = no_progress) -> JobReport:
-    """Run ``job`` with its arguments (by dest, as text or typed)."""
+def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress = no_progress,
+        mapper: Any = None) -> JobReport:
+    """Run ``job`` with its arguments (by dest, as text or typed). ``mapper``
+    (:data:`lake.glue.distributed.Mapper`): workers for the jobs that can spread their work
+    (``backfill``, ``bootstrap``); an AWS Glue job passes its Spark executors'."""
     v = values(job, given)
-    if v.get("engine", "pyiceberg") not in ("pyiceberg", "athena"):
-        raise ConfigError(f"--engine must be pyiceberg or athena, not {v['engine']!r}")
-    if v.get("engine") == "athena":
+    if v["workgroup"]:
+        settings = dataclasses.replace(settings, athena_workgroup=v["workgroup"])
+    if engine(settings, v.get("engine")) == "athena":
         from lake.glue import athena
 
         if job == "compact":
             return athena.compact_on_athena(settings, v["table"] or (), int(v["target_mb"] * MB),
                                             v["retention_days"] * DAY_S, v["dry_run"])
-        return athena.current_on_athena(settings, v["table"] or (), v["as_of"], v["into"], v["dry_run"])
+        return athena.current_on_athena(settings, v["table"] or (), v["as_of"], v["into"], v["dry_run"],
+                                        full=v["full"])
     if job == "compact":
         from lake.glue.compact import CompactOptions, compact
 
@@ -140,14 +151,27 @@ def run(job: str, settings: Settings, given: dict[str, Any], progress: Progress 
         from lake.glue.backfill import BackfillOptions, backfill
 
         return backfill(settings, BackfillOptions(v["table"] or "", v["since"], v["until"], v["dry_run"],
-                                                  v["per_day"]), progress=progress)
+                                                  v["per_day"], v["chunk_rows"]), progress=progress, mapper=mapper)
     if job == "bootstrap":
         from lake.glue.bootstrap import BootstrapOptions, bootstrap
 
         return bootstrap(settings, BootstrapOptions(
             v["table"] or "", v["from"], v["incremental"], v["since"], v["until"], v["export_time"],
-            v["timeout"], v["dry_run"]), progress=progress)
+            v["timeout"], v["dry_run"]), progress=progress, mapper=mapper)
     raise ConfigError(f"unknown job {job!r} (known: {', '.join(JOBS)})")
+
+
+def engine(settings: Settings, name: str | None) -> str | None:
+    """The engine a job runs on: ``auto`` is Athena on AWS (the heavy step on a distributed
+    engine, docs/adr/0004) and pyiceberg on an endpoint (the embedded AWS has no Athena).
+    None for the jobs without a choice."""
+    if name is None:
+        return None
+    if name not in ENGINES:
+        raise ConfigError(f"--engine must be one of {', '.join(ENGINES)}, not {name!r}")
+    if name == "auto":
+        return "pyiceberg" if settings.endpoint_url else "athena"
+    return name
 
 
 def glue_arguments(job: str, argv: Sequence[str], resolve: Callable[[Sequence[str], list[str]], dict[str, str]]
@@ -170,17 +194,23 @@ def argparse_arguments(job: str, argv: Sequence[str]) -> dict[str, Any]:
 def script_main(job: str, argv: Sequence[str] | None = None) -> int:
     """A ``glue_jobs/`` script's body: arguments from Glue (or argparse), settings, run, report."""
     argv = list(sys.argv if argv is None else argv)
+    mapper = None
     try:
         from awsglue.utils import getResolvedOptions  # type: ignore[import-not-found]
     except ImportError:
         given = argparse_arguments(job, argv[1:])
     else:  # pragma: no cover - only inside AWS Glue
         given = glue_arguments(job, argv, getResolvedOptions)
+        from pyspark.context import SparkContext  # type: ignore[import-not-found]
+
+        from lake.glue.distributed import spark_map
+
+        mapper = spark_map(SparkContext.getOrCreate())
     settings = Settings.resolve({k: given.get(k) for k in SETTINGS_ARGS})
 
     def log_progress(what: str, done: int, total: int) -> None:
         log.info("%s: %d/%d", what, done, total)
 
-    report = run(job, settings, given, log_progress)
+    report = run(job, settings, given, log_progress, mapper)
     print("\n".join(report.lines()))
     return 0

@@ -80,3 +80,15 @@ def test_the_report_says_what_changed() -> None:
     text = "\n".join(report.done().lines())
     assert "changes: files 12 → 1" in text and "3.0 MB" in text and report.changed
     assert not JobReport("compact").done().changed
+
+
+def test_two_units_needs_for_one_new_column_meet_in_the_wider_type() -> None:
+    import pyarrow as pa
+
+    from lake.glue.distributed import wider_type
+
+    dec = pa.decimal128(38, 18)
+    assert wider_type(pa.int64(), dec) == dec and wider_type(dec, pa.int64()) == dec
+    assert wider_type(pa.decimal128(20, 2), pa.decimal128(30, 2)) == pa.decimal128(30, 2)
+    assert wider_type(pa.int64(), pa.decimal128(20, 2)) is None  # 18 integer digits cannot hold every int64
+    assert wider_type(pa.int64(), pa.string()) is None and wider_type(pa.string(), pa.string()) == pa.string()
