@@ -342,6 +342,7 @@ class _Renderer:
                 "--TempDir": sub("s3://${LakeBucket}/${LakePrefix}glue-temp/"),
                 "--enable-continuous-cloudwatch-log": "true",
                 "--bucket": ref(iam.BUCKET), "--glue_database": ref(iam.DATABASE),
+                "--workgroup": ref(iam.WORKGROUP),  # the lake's workgroup: the one the job's role may use
                 "--region": ref("AWS::Region"), "--prefix": if_("HasLakePrefix", ref(iam.PREFIX), NO_VALUE),
             },
         })

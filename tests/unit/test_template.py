@@ -106,6 +106,13 @@ def test_one_role_per_function_and_job_scoped_to_its_zones(template: dict[str, A
     assert consumer["WriteLogs"]["Resource"] == [{"Fn::GetAtt": ["ParquetConsumerLogGroup", "Arn"]}]
 
 
+def test_every_glue_job_runs_its_athena_statements_in_the_lakes_workgroup(template: dict[str, Any]) -> None:
+    jobs = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Glue::Job"}
+    assert len(jobs) == 4
+    for name, job in jobs.items():
+        assert job["Properties"]["DefaultArguments"]["--workgroup"] == {"Ref": "AthenaWorkGroup"}, name
+
+
 def test_what_the_issue_asks_of_the_data_resources(template: dict[str, Any]) -> None:
     res = template["Resources"]
     bucket = res["LakeBucket"]
