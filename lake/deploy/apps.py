@@ -30,6 +30,10 @@ parameter of an existing table (``<Table>StreamArn``): deploy the lake with ``--
 ``LakeTables`` output) and ``--existing-tables`` naming the app's tables. So the app comes
 first, and what reads the lake's Kinesis stream waits for it: ``LakeStreamArn`` is empty by
 default, and the mappings and statements on it are conditional (``HasLakeStream``).
+
+Over 500 lines on purpose (ARCHITECTURE rule 7): one renderer per resource and trigger kind,
+whose names, policies and references must agree with each other; split, they would import
+each other's naming rules.
 """
 
 from __future__ import annotations

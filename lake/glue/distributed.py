@@ -24,6 +24,9 @@ picklable data, and a worker opens its own clients from the settings.
    their paths.
 4. The driver commits one transaction per table: the range's rows deleted and every written
    file appended, so a reader sees the old range or the new one.
+
+Over 500 lines on purpose (ARCHITECTURE rule 7): the units, what workers build, the driver's
+merge of their column needs and its one commit per table are one protocol, read together.
 """
 
 from __future__ import annotations

@@ -17,6 +17,10 @@ messages of a group come back together, the content-based deduplication id of a 
 a distinct id for each S3 event sent to EventBridge.
 
 ``lake example <name>`` (:func:`run_example`) runs an example's scenario on a fresh lake.
+
+Over 500 lines on purpose (ARCHITECTURE rule 7): creating an app's resources, resolving its
+references and starting its triggers are one wiring, read together; the triggers themselves
+live in ``lake/local/triggers/``.
 """
 
 from __future__ import annotations
