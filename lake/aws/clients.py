@@ -93,9 +93,11 @@ class HandlerRuntime:
         self._cached: Clients | None = None
 
     def configure(self, settings: Settings | None = None, clients: Clients | None = None) -> None:
-        """Inject settings and/or clients (tests); ``configure()`` goes back to the environment."""
+        """Inject settings and/or clients (tests); ``configure()`` goes back to the environment,
+        dropping the clients an earlier invocation built."""
         with self._lock:
             self._injected = (settings if settings is not None else (clients.settings if clients else None), clients)
+            self._cached = None
 
     def get(self) -> tuple[Settings, Clients]:
         with self._lock:
