@@ -16,6 +16,10 @@ from pathlib import Path
 import boto3
 import pytest
 
+from lake.local.embedded import EmbeddedAWS
+from lake.local.up import EmbeddedLake
+from lake.settings import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -78,3 +82,16 @@ def lake_up(tmp_path: Path) -> Iterator[LakeUp]:
     if up.proc.poll() is None:
         up.proc.kill()
         up.proc.wait()
+
+
+@pytest.fixture
+def app_lake(embedded_aws: EmbeddedAWS, tmp_path: Path) -> Iterator[EmbeddedLake]:
+    """A fresh lake in this process for an example's LocalApp (moto's backends are shared by every
+    embedded AWS of the process: reset first), archiving every table it sees."""
+    embedded_aws.reset()
+    settings = Settings.resolve({"state_dir": str(tmp_path / "state")}, environ={}, config_path=None)
+    lake = EmbeddedLake(settings, port=0, watch_tables=True, ttl_interval_s=None, status_interval_s=None,
+                        poll_interval_s=0.05)
+    lake.handler_processes = False  # the lake's own handlers in threads: a faster start
+    with lake:
+        yield lake

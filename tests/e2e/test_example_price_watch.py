@@ -10,9 +10,7 @@ the lake: one INSERT per region (its baseline) and one MODIFY per drop.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,20 +22,7 @@ from lake.local.apps import LocalApp
 from lake.local.embedded import EmbeddedAWS
 from lake.local.up import EmbeddedLake
 from lake.query.local import LocalEngine
-from lake.settings import Settings
 from tests.clock import ManualClock
-
-
-@pytest.fixture
-def lake(embedded_aws: EmbeddedAWS, tmp_path: Path) -> Iterator[EmbeddedLake]:
-    """A fresh lake (moto's backends are shared by every embedded AWS of the process: reset first)."""
-    embedded_aws.reset()
-    settings = Settings.resolve({"state_dir": str(tmp_path / "state")}, environ={}, config_path=None)
-    lake = EmbeddedLake(settings, port=0, watch_tables=True, ttl_interval_s=None, status_interval_s=None,
-                        poll_interval_s=0.05)
-    lake.handler_processes = False  # the lake's own handlers in threads: a faster start
-    with lake:
-        yield lake
 
 
 def drops_in_feed() -> tuple[list[tuple[str, str, Decimal]], set[str]]:
@@ -57,7 +42,8 @@ def drops_in_feed() -> tuple[list[tuple[str, str, Decimal]], set[str]]:
     return sorted(drops), set(lowest)
 
 
-def test_notifications_exactly_for_the_drops_and_the_prices_in_the_lake(lake: EmbeddedLake) -> None:
+def test_notifications_exactly_for_the_drops_and_the_prices_in_the_lake(app_lake: EmbeddedLake) -> None:
+    lake = app_lake
     clock = ManualClock(start=START)
     said: list[str] = []
     drops, regions = drops_in_feed()

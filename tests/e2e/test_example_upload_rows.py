@@ -8,32 +8,14 @@ changes are read back from the lake's ``changes`` table through the local query 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from examples.upload_rows.app import APP, BATCHES, PROCESSED
 from examples.upload_rows.handlers import uploads_from_sns
 from examples.upload_rows.scenario import ROUNDS, announced, expected, run
 from lake.local.apps import LocalApp
-from lake.local.embedded import EmbeddedAWS
 from lake.local.up import EmbeddedLake
 from lake.query.local import LocalEngine
-from lake.settings import Settings
-
-
-@pytest.fixture
-def lake(embedded_aws: EmbeddedAWS, tmp_path: Path) -> Iterator[EmbeddedLake]:
-    """A fresh lake (moto's backends are shared by every embedded AWS of the process: reset first)."""
-    embedded_aws.reset()
-    settings = Settings.resolve({"state_dir": str(tmp_path / "state")}, environ={}, config_path=None)
-    lake = EmbeddedLake(settings, port=0, watch_tables=True, ttl_interval_s=None, status_interval_s=None,
-                        poll_interval_s=0.05)
-    lake.handler_processes = False  # the lake's own handlers in threads: a faster start
-    with lake:
-        yield lake
 
 
 def lake_changes(lake: EmbeddedLake, tables: list[str]) -> dict[str, dict[str, int]]:
@@ -48,7 +30,8 @@ def lake_changes(lake: EmbeddedLake, tables: list[str]) -> dict[str, dict[str, i
     return out
 
 
-def test_upload_rows_fires_once_per_batch_in_fifo_order_and_feeds_the_lake(lake: EmbeddedLake) -> None:
+def test_upload_rows_fires_once_per_batch_in_fifo_order_and_feeds_the_lake(app_lake: EmbeddedLake) -> None:
+    lake = app_lake
     said: list[str] = []
     with LocalApp(APP, lake) as app:
         outcome: dict[str, Any] = run(app, said.append)
