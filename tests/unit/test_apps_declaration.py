@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from lake.apps import App, Bucket, BucketEvents, Function, Notification, Queue, QueueEvents, RuleEvents, Topic
@@ -51,3 +55,10 @@ def test_sns_envelope_becomes_lambdas_record() -> None:
     assert rec["EventSubscriptionArn"] == "arn:t:sub" and rec["Sns"]["SigningCertUrl"] == "c"
     assert rec["Sns"]["UnsubscribeUrl"] == "u" and rec["Sns"]["Subject"] is None
     assert rec["Sns"]["MessageAttributes"] == {}
+
+
+def test_the_examples_are_found_from_any_directory(tmp_path: Path) -> None:
+    # `lake example` is an installed command: run from elsewhere, it must still find the examples
+    out = subprocess.run([sys.executable, "-c", "from lake.local.apps import example_names; print(example_names())"],
+                         cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(["event_sourcing", "file_index", "http_fanout", "price_watch", "upload_rows"])
