@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from examples.price_watch.app import INBOX, PRICES
+from lake.clock import SystemClock
 
 if TYPE_CHECKING:
     from lake.local.apps import LocalApp
@@ -87,7 +87,7 @@ def read_inbox(app: LocalApp) -> list[dict[str, Any]]:
                                                         for i, m in enumerate(messages)])
 
 
-class SteppedClock:
+class SteppedClock(SystemClock):
     """Wall time that moves only by :meth:`advance`; monotonic time and waits are the machine's.
 
     For ``lake example price_watch`` on the system clock: the schedule needs weeks to pass in
@@ -105,15 +105,6 @@ class SteppedClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self._now += seconds
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
-
-    def wait(self, event: threading.Event, timeout: float) -> bool:
-        return event.wait(timeout)
 
 
 def run(app: LocalApp, say: Callable[[str], None]) -> dict[str, Any]:
