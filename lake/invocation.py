@@ -10,6 +10,7 @@ run (in this thread, in a thread with a time limit, through ``Invoke``) stays wi
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import time
 import uuid
@@ -25,6 +26,15 @@ Handler = Callable[[dict[str, Any], Any], Any]
 # The account in-process invocations claim (moto's default account, so ARNs line up with the
 # embedded AWS).
 ACCOUNT_ID = "123456789012"
+
+
+def restore_environ(saved: Mapping[str, str | None]) -> None:
+    """Put back the variables a handler's environment changed (``None``: it was unset)."""
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def function_arn(function_name: str, region: str = "us-east-1") -> str:

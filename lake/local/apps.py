@@ -53,7 +53,7 @@ from lake.aws.clients import Clients
 from lake.aws.errors import AWS_ERRORS, error_code
 from lake.clock import SYSTEM_CLOCK, Clock
 from lake.errors import ConfigError
-from lake.invocation import ACCOUNT_ID, resolve_handler
+from lake.invocation import ACCOUNT_ID, resolve_handler, restore_environ
 from lake.local.triggers.base import FunctionTarget, QueuePoller, TriggerStats
 from lake.local.triggers.fifo_topics import patch_fifo_topic_deduplication
 from lake.local.triggers.hidden import HiddenQueue, RuleDispatch, RuleTarget, hidden_queue_name, sns_event
@@ -155,11 +155,7 @@ class LocalApp:
             p.stop()
         if self.runtime is not None:
             self.runtime.stop()
-        for k, v in self._saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_environ(self._saved_env)
         self._saved_env = {}
         self.started = False
 

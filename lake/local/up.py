@@ -22,6 +22,7 @@ from typing import Any
 from lake.aws.clients import Clients
 from lake.aws.provision import Provisioned, provision
 from lake.errors import LakeError
+from lake.invocation import restore_environ
 from lake.local import dashboard_server
 from lake.local.embedded import EmbeddedAWS, TTLSweeper
 from lake.local.faults import FAULT_NAMES, FaultInjector, FaultSpec, faults_path, install, middleware, parse_spec_arg
@@ -290,11 +291,7 @@ class EmbeddedLake:
             install(None)
             self.faults.disarm()
         self.aws.stop()
-        for k, v in self._saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_environ(self._saved_env)
         self._saved_env = {}
 
     def __enter__(self) -> EmbeddedLake:

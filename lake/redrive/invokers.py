@@ -16,7 +16,7 @@ import orjson
 
 from lake.aws.errors import AWS_ERRORS, translate
 from lake.errors import ConfigError, TransientError
-from lake.invocation import Handler, LambdaContext, Outcome, interpret, resolve_handler
+from lake.invocation import Handler, LambdaContext, Outcome, interpret, resolve_handler, restore_environ
 from lake.settings import Settings
 from lake.wiring import FUNCTIONS
 
@@ -45,11 +45,7 @@ def handler_environment(settings: Settings) -> Iterator[None]:
     try:
         yield
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        restore_environ(saved)
 
 
 class PythonInvoker:
