@@ -69,7 +69,25 @@ class EventSourceMapping:
 
 
 @dataclass
-class MappingStats:
+class Counters:
+    """Counters updated under a lock by the threads of one mapping or trigger (read them freely);
+    subclasses declare the counters as ``int`` fields."""
+
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        """Add to several counters at once."""
+        with self._lock:
+            for name, n in counts.items():
+                setattr(self, name, getattr(self, name) + n)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+
+
+@dataclass
+class MappingStats(Counters):
     """Counters of one mapping (read them; the runtime updates them under a lock)."""
 
     invocations: int = 0
@@ -86,14 +104,4 @@ class MappingStats:
     records_expired: int = 0  # older than MaximumRecordAgeInSeconds
     records_poison: int = 0  # records the runtime could not deliver at all (sent to the destination)
     worker_restarts: int = 0  # shard workers restarted after a crash of the runtime's own code
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, **counts: int) -> None:
-        """Add to several counters at once."""
-        with self._lock:
-            for name, n in counts.items():
-                setattr(self, name, getattr(self, name) + n)
-
-    def as_dict(self) -> dict[str, int]:
-        """The counters by name."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 from lake.aws.clients import Clients
@@ -25,6 +25,7 @@ from lake.aws.errors import AWS_ERRORS
 from lake.clock import Clock
 from lake.invocation import Handler, LambdaContext
 from lake.local.runtime.invoke import Kind, invoke
+from lake.local.runtime.mapping import Counters
 
 log = logging.getLogger("lake.local.triggers")
 
@@ -33,7 +34,7 @@ ASYNC_RETRIES = 2
 
 
 @dataclass
-class TriggerStats:
+class TriggerStats(Counters):
     """Counters of one trigger (read them; the trigger updates them under a lock)."""
 
     received: int = 0  # messages or events taken from the source
@@ -48,15 +49,6 @@ class TriggerStats:
     filtered: int = 0  # skipped (S3 test events)
     executions: int = 0  # state machine executions started
     sent: int = 0  # messages sent to a queue target
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **counts: int) -> None:
-        with self._lock:
-            for name, n in counts.items():
-                setattr(self, name, getattr(self, name) + n)
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
 
 
 class FunctionTarget:
