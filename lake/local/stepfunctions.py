@@ -36,9 +36,3 @@ def enable_execution(lake: EmbeddedLake) -> dict[str, Any]:
         config: dict[str, Any] = json.loads(resp.read() or b"{}")
     return config
 
-
-def execution_enabled() -> bool:
-    """Whether this process's moto executes state machines."""
-    from moto.core.config import default_user_config
-
-    return bool(default_user_config.get("stepfunctions", {}).get("execute_state_machine", False))
