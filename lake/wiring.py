@@ -217,8 +217,5 @@ class Wiring:
                 return f
         raise KeyError(name)
 
-    def triggered_by(self, source: Source) -> tuple[Function, ...]:
-        return tuple(f for f in self.functions if f.trigger.source == source)
-
 
 WIRING = Wiring()

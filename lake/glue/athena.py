@@ -302,14 +302,6 @@ class AthenaStatements:
             delay = min(delay * 2, self.max_delay_s)
 
 
-def run_statements(settings: Settings, statements: Sequence[str], clients: Clients | None = None,
-                   sleep: Callable[[float], None] = time.sleep, timeout_s: float = 6 * 3600) -> list[str]:
-    """Run each statement on Athena in the settings' workgroup, one after the other; their ids."""
-    door = AthenaStatements.of(settings, clients)
-    door.sleep, door.timeout_s = sleep, timeout_s
-    return [door.run(sql) for sql in statements]
-
-
 # -- the jobs -------------------------------------------------------------------------------------
 
 def compact_on_athena(settings: Settings, tables: Sequence[str], target_bytes: int, retention_s: float,

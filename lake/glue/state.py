@@ -39,7 +39,3 @@ def fold(state: pa.Table | None, rows: pa.Table) -> pa.Table:
 def live(state: pa.Table) -> pa.Table:
     """The rows whose winning change is not a REMOVE."""
     return state.filter(pc.not_equal(state.column("event_name"), "REMOVE"))
-
-
-def removed_keys(state: pa.Table) -> list[str]:
-    return state.filter(pc.equal(state.column("event_name"), "REMOVE")).column("key").to_pylist()
